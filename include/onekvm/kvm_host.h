@@ -75,7 +75,7 @@ struct okvm_vcpu {
 	int cpu;
 	int mode;
 	unsigned long requests;
-	struct mutex mutex;
+	struct mutex mutex;	/* serializes this vCPU's ioctls */
 	struct kvm_run *run;
 	void *pio_data;
 	struct okvm_vcpu_arch arch;
@@ -95,8 +95,8 @@ struct okvm_vcpu {
  */
 struct okvm {
 	struct mm_struct *mm;
-	struct mutex lock;
-	spinlock_t mmu_lock;
+	struct mutex lock;	/* memslot updates, vCPU creation */
+	spinlock_t mmu_lock;	/* memslots for the fault path, NPT */
 	refcount_t users;
 	struct okvm_memslot *memslots[OKVM_USER_MEM_SLOTS];
 	struct okvm_vcpu *vcpus[OKVM_MAX_VCPUS];

@@ -12,7 +12,7 @@
 #include <linux/fs.h>
 #include <linux/uaccess.h>
 #include <onekvm/kvm_host.h>
-#include <onekvm/abi_asserts.h>
+#include <onekvm/kvm_asserts.h>
 
 #include "okvm.h"
 

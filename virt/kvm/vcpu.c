@@ -48,9 +48,11 @@ void okvm_vcpu_kick(struct okvm_vcpu *vcpu)
  */
 void okvm_make_all_vcpus_request(struct okvm *kvm, unsigned int req)
 {
-	int i, n = smp_load_acquire(&kvm->nr_vcpus);
 	struct okvm_vcpu *vcpu;
-	int cpu;
+	int i, n, cpu;
+
+	/* Pairs with the release in okvm_create_vcpu_fd(). */
+	n = smp_load_acquire(&kvm->nr_vcpus);
 
 	for (i = 0; i < n; i++) {
 		vcpu = kvm->vcpus[i];
