@@ -63,6 +63,9 @@ module: tree
 python:
 	@test -f $(MESON_BUILD)/build.ninja || meson setup $(MESON_BUILD) >/dev/null
 	@meson compile -C $(MESON_BUILD) >/dev/null || meson compile -C $(MESON_BUILD)
+	@# The rig's root is read-only: byte-compile here, or every start in
+	@# the guest compiles the whole package again under TCG.
+	@$(PYTHON) -m compileall -q tools/kvm/onekvm tools/testing >/dev/null
 
 # --- checks -------------------------------------------------------------
 C_SOURCES = $(shell git ls-files '*.c' '*.h' ':!:include/uapi/*.abi.h')
@@ -91,6 +94,8 @@ check-sparse: tree
 test: python
 	$(PYTHON) -m pytest -q -m "not rig" tools/kvm/tests tools/testing/emulate
 
+# The rig (tools/testing/vmtest): vmtest, vmshell, run, bench.
+VMTEST_DEPS := module python
 -include tools/testing/vmtest/vmtest.mk
 
 clean:

@@ -16,6 +16,7 @@
 #include <linux/refcount.h>
 #include <linux/bitops.h>
 #include <linux/mm_types.h>
+#include <linux/signal_types.h>
 #include <onekvm/kvm.h>
 #include <asm/okvm_host.h>
 
@@ -67,6 +68,8 @@ struct okvm;
  * @mutex: serializes the vCPU ioctls
  * @run: the shared struct kvm_run, page 0 of the vCPU mmap
  * @pio_data: page KVM_PIO_PAGE_OFFSET of the vCPU mmap, PIO data buffer
+ * @sigset: signal mask while in KVM_RUN (KVM_SET_SIGNAL_MASK)
+ * @sigset_active: whether @sigset applies
  * @arch: architecture state
  */
 struct okvm_vcpu {
@@ -78,6 +81,8 @@ struct okvm_vcpu {
 	struct mutex mutex;	/* serializes this vCPU's ioctls */
 	struct kvm_run *run;
 	void *pio_data;
+	sigset_t sigset;
+	bool sigset_active;
 	struct okvm_vcpu_arch arch;
 };
 

@@ -8,8 +8,11 @@
 #include <linux/anon_inodes.h>
 #include <linux/fs.h>
 #include <linux/mm.h>
+#include <linux/sched/signal.h>
+#include <linux/signal.h>
 #include <linux/slab.h>
 #include <linux/smp.h>
+#include <linux/uaccess.h>
 #include <onekvm/kvm_host.h>
 
 #include "okvm.h"
@@ -93,6 +96,44 @@ static int okvm_vcpu_mmap(struct file *file, struct vm_area_struct *vma)
 	return 0;
 }
 
+static int okvm_vcpu_set_sigmask(struct okvm_vcpu *vcpu,
+				 struct kvm_signal_mask __user *argp)
+{
+	struct kvm_signal_mask mask;
+	sigset_t set;
+
+	if (!argp) {
+		vcpu->sigset_active = false;
+		return 0;
+	}
+	if (copy_from_user(&mask, argp, sizeof(mask)))
+		return -EFAULT;
+	/* The kernel's sigset, as upstream: 8 bytes on x86-64. */
+	if (mask.len != sizeof(set))
+		return -EINVAL;
+	if (copy_from_user(&set, argp->sigset, sizeof(set)))
+		return -EFAULT;
+	sigdelsetmask(&set, sigmask(SIGKILL) | sigmask(SIGSTOP));
+	vcpu->sigset = set;
+	vcpu->sigset_active = true;
+	return 0;
+}
+
+static int okvm_vcpu_run(struct okvm_vcpu *vcpu)
+{
+	int r;
+
+	/* Deliverable signals are the ones KVM_SET_SIGNAL_MASK allowed. */
+	if (vcpu->sigset_active)
+		sigprocmask(SIG_SETMASK, &vcpu->sigset, &current->real_blocked);
+	r = okvm_arch_vcpu_run(vcpu);
+	if (vcpu->sigset_active) {
+		sigprocmask(SIG_SETMASK, &current->real_blocked, NULL);
+		sigemptyset(&current->real_blocked);
+	}
+	return r;
+}
+
 static long okvm_vcpu_ioctl(struct file *filp, unsigned int ioctl,
 			    unsigned long arg)
 {
@@ -106,7 +147,10 @@ static long okvm_vcpu_ioctl(struct file *filp, unsigned int ioctl,
 
 	switch (ioctl) {
 	case KVM_RUN:
-		r = arg ? -EINVAL : okvm_arch_vcpu_run(vcpu);
+		r = arg ? -EINVAL : okvm_vcpu_run(vcpu);
+		break;
+	case KVM_SET_SIGNAL_MASK:
+		r = okvm_vcpu_set_sigmask(vcpu, (void __user *)arg);
 		break;
 	default:
 		r = okvm_arch_vcpu_ioctl(vcpu, ioctl, arg);
