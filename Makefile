@@ -24,7 +24,7 @@ KVERS := $(shell scripts/kver --list)
 export PYTHONPATH := $(CURDIR)/tools/kvm:$(CURDIR)/$(MESON_BUILD)/tools/kvm
 
 .PHONY: all module python tree check check-abi check-py check-patch \
-	check-sparse test test-all clean help FORCE
+	check-sparse test test-all vmtest-boot vmtest-self clean help FORCE
 
 all: module python
 
@@ -97,6 +97,23 @@ test: python
 # The rig (tools/testing/vmtest): vmtest, vmshell, run, bench.
 VMTEST_DEPS := module python
 -include tools/testing/vmtest/vmtest.mk
+
+# Linux boots of the VMM in the rig (L2 guests), on the hypervisors in
+# BOOT_HV.
+BOOT_HV ?= both
+vmtest-boot: $(VMTEST_DEPS)
+	$(VMTEST_PYTHON) $(VMTEST) $(vmtest_opts) --hv $(BOOT_HV) -- \
+		sh -c '$$VMTEST_PY -m pytest -q -p no:cacheprovider -m rig tools/kvm/tests/rig $(ARGS)'
+
+# The rig's own tests (a WARN in L1 fails a run).
+vmtest-self: $(VMTEST_DEPS)
+	$(PYTHON) -m pytest -q -p no:cacheprovider tools/testing/vmtest
+
+# CI: checks and host tests, then the rig: everything on the default
+# kernel, the module selftests on every other installed kernel.
+test-all: all check test vmtest-self vmtest vmtest-boot
+	@for k in $(filter-out $(KVER),$(KVERS)); do \
+		$(MAKE) --no-print-directory KVER=$$k vmtest || exit 1; done
 
 clean:
 	rm -rf build include/generated

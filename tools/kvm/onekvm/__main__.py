@@ -1,0 +1,7 @@
+"""`python -m onekvm`."""
+
+import sys
+
+from onekvm.cli import main
+
+sys.exit(main())

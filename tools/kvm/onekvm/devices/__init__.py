@@ -1,0 +1,1 @@
+"""Device models. Each file holds one device; each device registers itself on a bus."""

@@ -1,0 +1,1 @@
+"""The guest-visible platform: memory layout and firmware tables."""

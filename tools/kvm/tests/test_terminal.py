@@ -1,0 +1,106 @@
+"""The interactive console end to end: a pty as the terminal, raw mode, Ctrl-A x, restoration."""
+
+from __future__ import annotations
+
+import os
+import select
+import subprocess
+import sys
+import termios
+import time
+
+import tinyguest
+
+TOOLS_KVM = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def read_until(fd: int, needle: bytes, timeout: float = 20) -> bytes:
+    buf = b""
+    end = time.monotonic() + timeout
+    while needle not in buf and time.monotonic() < end:
+        r, _, _ = select.select([fd], [], [], 0.2)
+        if r:
+            try:
+                buf += os.read(fd, 4096)
+            except OSError:
+                break
+    return buf
+
+
+def wait_raw(fd: int, timeout: float = 30) -> bool:
+    """True once the VMM has put the terminal in raw mode (it runs the guest from then on)."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if not termios.tcgetattr(fd)[3] & termios.ICANON:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def spawn(kernel: str, dev: str) -> tuple[subprocess.Popen, int, int]:
+    master, slave = os.openpty()
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([TOOLS_KVM, *filter(None, [os.environ.get("PYTHONPATH")])]))
+    p = subprocess.Popen(
+        [sys.executable, "-m", "onekvm", "run", "-k", kernel, "-m", "64", "--dev", dev, "--no-control"],
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+        env=env,
+        start_new_session=True,
+    )
+    return p, master, slave
+
+
+def test_typed_keys_reach_the_guest_and_terminal_is_restored(tmp_path, kvm_dev):
+    kernel = tinyguest.build(tmp_path, tinyguest.ECHO)
+    p, master, slave = spawn(kernel, kvm_dev)
+    before = termios.tcgetattr(slave)
+    try:
+        assert wait_raw(slave)
+        # raw while the guest runs: no echo, no line editing by the host tty
+        raw = termios.tcgetattr(slave)
+        assert not raw[3] & termios.ICANON and not raw[3] & termios.ECHO
+        os.write(master, b"hello")
+        assert b"hello" in read_until(master, b"hello")
+        os.write(master, b"q")
+        assert p.wait(timeout=20) == 0
+    finally:
+        if p.poll() is None:
+            p.kill()
+    assert termios.tcgetattr(slave)[3] == before[3]
+    os.close(master)
+    os.close(slave)
+
+
+def test_ctrl_a_x_quits(tmp_path, kvm_dev):
+    kernel = tinyguest.build(tmp_path, tinyguest.ECHO)
+    p, master, slave = spawn(kernel, kvm_dev)
+    try:
+        assert wait_raw(slave)
+        os.write(master, b"ab")
+        assert b"ab" in read_until(master, b"ab")
+        os.write(master, b"\x01x")
+        assert p.wait(timeout=20) == 0
+        assert b"quit from the console" in read_until(master, b"Ctrl-A x", timeout=2)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    attrs = termios.tcgetattr(slave)
+    assert attrs[3] & termios.ICANON  # cooked again
+    os.close(master)
+    os.close(slave)
+
+
+def test_sigterm_restores_the_terminal(tmp_path, kvm_dev):
+    kernel = tinyguest.build(tmp_path, tinyguest.ECHO)
+    p, master, slave = spawn(kernel, kvm_dev)
+    try:
+        assert wait_raw(slave)
+        p.terminate()
+        assert p.wait(timeout=20) == 128 + 15
+    finally:
+        if p.poll() is None:
+            p.kill()
+    assert termios.tcgetattr(slave)[3] & termios.ICANON
+    os.close(master)
+    os.close(slave)

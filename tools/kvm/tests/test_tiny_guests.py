@@ -1,0 +1,82 @@
+"""Whole-VMM runs of tiny guests on the host's /dev/kvm: boot path, exits, poweroff, reset, interrupts."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import tinyguest
+from onekvm.console import Console
+from onekvm.machine import Config, ExitStatus, Machine
+
+
+def run(kernel: str, dev: str, **kw) -> tuple[int, str, bytes]:
+    r, w = os.pipe()
+    kw.setdefault("control", False)
+    cfg = Config(kernel=kernel, cmdline="console=ttyS0", mem_mib=64, device=dev, **kw)
+    m = Machine(cfg, Console(in_fd=None, out_fd=w))
+    try:
+        status = m.run()
+    finally:
+        m.close()
+        os.close(w)
+    with os.fdopen(r, "rb") as f:
+        out = f.read()
+    return status, m.exit_reason, out
+
+
+def test_hello_and_poweroff(tmp_path, kvm_dev):
+    status, reason, out = run(tinyguest.build(tmp_path, tinyguest.HELLO), kvm_dev)
+    assert out == b"hello from a tiny guest\n"
+    assert status == ExitStatus.POWEROFF, reason
+
+
+def test_triple_fault_has_its_own_status(tmp_path, kvm_dev):
+    status, reason, _ = run(tinyguest.build(tmp_path, tinyguest.TRIPLE_FAULT), kvm_dev)
+    assert status == ExitStatus.TRIPLE_FAULT, reason
+    assert "triple" in reason
+
+
+def test_reset_has_its_own_status(tmp_path, kvm_dev):
+    status, reason, _ = run(tinyguest.build(tmp_path, tinyguest.RESET), kvm_dev)
+    assert status == ExitStatus.RESET, reason
+    assert "reset" in reason
+
+
+@pytest.mark.parametrize("irqchip", ["user", "kernel"])
+def test_timer_interrupts(tmp_path, kvm_dev, irqchip):
+    status, reason, out = run(tinyguest.build(tmp_path, tinyguest.TIMER), kvm_dev, irqchip=irqchip)
+    assert status == ExitStatus.POWEROFF, reason
+    assert out == b".....\n"
+
+
+def test_stats_count_exits(tmp_path, kvm_dev):
+    r, w = os.pipe()
+    cfg = Config(
+        kernel=tinyguest.build(tmp_path, tinyguest.HELLO),
+        cmdline="",
+        mem_mib=64,
+        device=kvm_dev,
+        control=False,
+        stats=True,
+    )
+    m = Machine(cfg, Console(in_fd=None, out_fd=w))
+    try:
+        m.run()
+    finally:
+        m.close()
+        os.close(w)
+        os.close(r)
+    assert m.stats.exits["io"] >= 25
+    assert m.stats.dev_calls["uart0"] == 24
+
+
+def test_string_io_many_bytes_per_exit(tmp_path, kvm_dev):
+    status, reason, out = run(tinyguest.build(tmp_path, tinyguest.REP_IO), kvm_dev)
+    assert status == 0, reason
+    assert out == b"rep outsb works\n"
+
+
+def test_halt_with_interrupts_off_ends_the_run(tmp_path, kvm_dev):
+    status, reason, _ = run(tinyguest.build(tmp_path, tinyguest.HALT), kvm_dev, irqchip="user")
+    assert status == ExitStatus.POWEROFF and "halted" in reason

@@ -1,0 +1,155 @@
+"""virtio-blk on a raw image: read, write, flush, read-only, discard, bad requests."""
+
+from __future__ import annotations
+
+import os
+import struct
+
+import pytest
+from onekvm.errors import UserError
+from onekvm.virtio.blk import (
+    F_DISCARD,
+    F_FLUSH,
+    F_RO,
+    S_IOERR,
+    S_OK,
+    S_UNSUPP,
+    T_DISCARD,
+    T_FLUSH,
+    T_GET_ID,
+    T_IN,
+    T_OUT,
+    Block,
+    DiskSpec,
+)
+from onekvm.virtio.pci import S_NEEDS_RESET
+from onekvm.virtio.testing import Harness
+
+SECTORS = 64
+
+
+@pytest.fixture
+def image(tmp_path):
+    path = tmp_path / "disk.img"
+    path.write_bytes(bytes(i % 251 for i in range(SECTORS * 512)))
+    return path
+
+
+def _disk(image, ro=False):
+    h = Harness(Block(DiskSpec(str(image), ro)))
+    h.init()
+    return h
+
+
+def hdr(rtype, sector=0):
+    return struct.pack("<IIQ", rtype, 0, sector)
+
+
+def status(h, out, in_sizes):
+    """The status byte: the last writable byte, whatever the used length says."""
+    dq = h.queues[0]
+    head = dq.add(out, in_sizes)
+    h.kick(0)
+    assert head in dict(dq.get_used())
+    return dq.reply(head)[-1]
+
+
+def test_config_and_features(image):
+    with _disk(image) as h:
+        assert h.config(0, 4) | h.config(4, 4) << 32 == SECTORS
+        assert h.config(20, 4) == 512
+        f = h.device_features()
+        assert f & F_FLUSH and not f & F_RO
+
+
+def test_read(image):
+    with _disk(image) as h:
+        n, data = h.request(0, [hdr(T_IN, 2)], [512, 512, 1])
+        assert n == 1025
+        assert data[:1024] == image.read_bytes()[1024:2048]
+        assert data[1024] == S_OK
+        # Indirect, and a status byte sharing the last data buffer.
+        n, data = h.request(0, [hdr(T_IN, 0)], [513], indirect=True)
+        assert data[:512] == image.read_bytes()[:512] and data[512] == S_OK
+
+
+def test_write_and_flush(image):
+    with _disk(image) as h:
+        payload = os.urandom(1536)
+        n, data = h.request(0, [hdr(T_OUT, 10), payload[:1000], payload[1000:]], [1])
+        assert (n, data) == (1, bytes([S_OK]))
+        assert image.read_bytes()[5120 : 5120 + 1536] == payload
+        assert h.request(0, [hdr(T_FLUSH)], [1])[1] == bytes([S_OK])
+
+
+def test_out_of_range_and_odd_lengths(image):
+    with _disk(image) as h:
+        assert status(h, [hdr(T_IN, SECTORS)], [512, 1]) == S_IOERR
+        assert status(h, [hdr(T_IN, SECTORS - 1)], [1024, 1]) == S_IOERR
+        assert h.request(0, [hdr(T_OUT, 2**60), b"x" * 512], [1])[1] == bytes([S_IOERR])
+        assert h.request(0, [hdr(T_OUT, 0), b"x" * 100], [1])[1] == bytes([S_IOERR])
+        assert h.request(0, [hdr(99)], [1])[1] == bytes([S_UNSUPP])
+        assert not h.status & S_NEEDS_RESET
+
+
+def test_readonly(image):
+    before = image.read_bytes()
+    with _disk(image, ro=True) as h:
+        assert h.device_features() & F_RO
+        assert not h.device_features() & F_DISCARD
+        assert h.request(0, [hdr(T_OUT, 0), b"x" * 512], [1])[1] == bytes([S_IOERR])
+        assert h.request(0, [hdr(T_DISCARD), struct.pack("<QII", 0, 8, 0)], [1])[1] == bytes([S_UNSUPP])
+        assert h.request(0, [hdr(T_IN, 0)], [512, 1])[1][-1] == S_OK
+    assert image.read_bytes() == before
+
+
+def test_discard(image):
+    with _disk(image) as h:
+        if not h.device_features() & F_DISCARD:
+            pytest.skip("the test file system cannot punch holes")
+        seg = struct.pack("<QII", 8, 16, 0)
+        assert h.request(0, [hdr(T_DISCARD), seg], [1])[1] == bytes([S_OK])
+        data = image.read_bytes()
+        assert data[4096 : 4096 + 8192] == bytes(8192)
+        assert data[4095] != 0 or data[4094] != 0
+        assert len(data) == SECTORS * 512
+        assert h.request(0, [hdr(T_DISCARD), struct.pack("<QII", SECTORS, 8, 0)], [1])[1] == bytes([S_IOERR])
+        assert h.request(0, [hdr(T_DISCARD), seg[:10]], [1])[1] == bytes([S_UNSUPP])
+        assert h.request(0, [hdr(T_DISCARD), struct.pack("<QII", 0, 8, 1)], [1])[1] == bytes([S_UNSUPP])
+
+
+def test_get_id(image):
+    with _disk(image) as h:
+        n, data = h.request(0, [hdr(T_GET_ID)], [20, 1])
+        assert n == 21 and data[-1] == S_OK and len(data[:20].rstrip(b"\0")) == 20
+
+
+def test_request_without_status_byte_needs_reset(image):
+    with _disk(image) as h:
+        h.queues[0].add([hdr(T_IN)], [])
+        h.kick(0)
+        assert h.status & S_NEEDS_RESET
+
+
+def test_short_header_needs_reset(image):
+    with _disk(image) as h:
+        h.queues[0].add([b"\0" * 8], [1])
+        h.kick(0)
+        assert h.status & S_NEEDS_RESET
+
+
+def test_parse(image, tmp_path):
+    assert Block.parse(f"{image},ro") == DiskSpec(str(image), True)
+    assert Block.parse(str(image)) == DiskSpec(str(image), False)
+    for bad in (f"{image},rx", str(tmp_path / "nope"), str(tmp_path), ""):
+        with pytest.raises(UserError):
+            Block.parse(bad)
+
+
+def test_image_locked(image):
+    a = Block(DiskSpec(str(image)))
+    try:
+        with pytest.raises(UserError, match="in use"):
+            Block(DiskSpec(str(image)))
+    finally:
+        a.close()
