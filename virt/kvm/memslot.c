@@ -141,17 +141,26 @@ static void okvm_free_slot(struct okvm_memslot *slot)
 
 static int okvm_pin_slot(struct okvm_memslot *slot)
 {
-	unsigned int gup = FOLL_LONGTERM;
-	unsigned long done = 0;
+	unsigned int gup = FOLL_LONGTERM | FOLL_WRITE;
+	bool readonly = slot->flags & KVM_MEM_READONLY;
+	unsigned long done = 0, addr;
 	int n, chunk;
-
-	if (!(slot->flags & KVM_MEM_READONLY))
-		gup |= FOLL_WRITE;
 
 	while (done < slot->npages) {
 		chunk = min_t(unsigned long, slot->npages - done, 512);
-		n = pin_user_pages_fast(slot->userspace_addr + done * PAGE_SIZE,
-					chunk, gup, slot->pages + done);
+		addr = slot->userspace_addr + done * PAGE_SIZE;
+		n = pin_user_pages_fast(addr, chunk, gup, slot->pages + done);
+		/*
+		 * A read-only slot is pinned for write when the VMM's mapping
+		 * allows it: a read pin of never-written anonymous memory
+		 * would pin the shared zero page, and the guest would never
+		 * see what the VMM writes there later. The guest's own
+		 * access stays read-only in the nested page tables.
+		 */
+		if (n <= 0 && readonly && (gup & FOLL_WRITE)) {
+			gup &= ~FOLL_WRITE;
+			continue;
+		}
 		if (n <= 0) {
 			okvm_unpin_slot(slot, done);
 			return n ? n : -EFAULT;
