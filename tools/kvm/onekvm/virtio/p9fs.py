@@ -29,6 +29,9 @@ RESOLVE_BENEATH = 0x08
 SYS_OPENAT2 = 437  # x86_64, like the rest of this VMM
 
 _O_PATH = os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC
+# Open flags a guest may pass through (9P2000.L uses the Linux x86 values);
+# O_NOFOLLOW and O_CLOEXEC are always added, O_CREAT only by Tlcreate.
+PASS_FLAGS = os.O_ACCMODE | os.O_TRUNC | os.O_APPEND | os.O_DSYNC | os.O_SYNC | os.O_DIRECTORY
 
 _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
 _libc.syscall.restype = ctypes.c_long

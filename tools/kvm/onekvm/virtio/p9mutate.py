@@ -15,7 +15,7 @@ import stat
 from typing import TYPE_CHECKING, Callable
 
 from onekvm.virtio import p9msg as m
-from onekvm.virtio.p9fs import join, split
+from onekvm.virtio.p9fs import PASS_FLAGS, join, split
 from onekvm.virtio.p9msg import P9Error, Reader, Writer
 
 if TYPE_CHECKING:
@@ -26,7 +26,6 @@ UTIME_NOW = (1 << 30) - 1
 UTIME_OMIT = (1 << 30) - 2
 AT_SYMLINK_NOFOLLOW = 0x100
 AT_FDCWD = -100
-_PASS_FLAGS = os.O_ACCMODE | os.O_TRUNC | os.O_APPEND | os.O_DSYNC | os.O_SYNC | os.O_DIRECTORY
 
 
 class _Timespec(ctypes.Structure):
@@ -88,7 +87,7 @@ class Mutations:
         if fid.fd >= 0:
             raise P9Error(errno.EBUSY)
         path = join(fid.path, name)
-        oflags = (flags & _PASS_FLAGS & ~os.O_DIRECTORY) | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+        oflags = (flags & PASS_FLAGS & ~os.O_DIRECTORY) | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
         dfd = self.fs.dir_fd(fid.path)
         try:
             # O_EXCL|O_NOFOLLOW: a planted symlink or device node at `name` is EEXIST, never followed or opened.
@@ -96,7 +95,7 @@ class Mutations:
         except FileExistsError:
             if flags & os.O_EXCL:
                 raise
-            fd, _ = self.fs.open(path, flags & _PASS_FLAGS)
+            fd, _ = self.fs.open(path, flags & PASS_FLAGS)
         finally:
             os.close(dfd)
         st = os.fstat(fd)

@@ -1,12 +1,11 @@
 """A 9P2000.L file server for one shared directory (what Linux's v9fs speaks).
 
-Requests that change the share are in p9mutate.py.
-
 A fid is a path below the share root (components checked one at a time,
 ".." handled here, never by the host) plus, once opened, a host fd. All
 lookups go through ShareFs.resolve, which cannot leave the root or follow
 a symlink; creations use *at() calls on a resolved parent and one checked
 name. Requests are served one at a time, so the guest cannot race itself.
+The requests that change the share are in p9mutate.py.
 """
 
 from __future__ import annotations
@@ -18,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from onekvm.virtio import p9msg as m
-from onekvm.virtio.p9fs import ShareFs, join, split, valid_name
+from onekvm.virtio.p9fs import PASS_FLAGS, ShareFs, join, split, valid_name
 from onekvm.virtio.p9msg import P9Error, Reader, Writer
 from onekvm.virtio.p9mutate import Mutations
 
@@ -26,10 +25,7 @@ DEFAULT_MSIZE = 8192
 MAX_MSIZE = 1 << 20
 V9FS_MAGIC = 0x01021997
 
-# Open flags the guest may pass through (9P2000.L uses the Linux x86 values).
-_PASS_FLAGS = os.O_ACCMODE | os.O_TRUNC | os.O_APPEND | os.O_DSYNC | os.O_SYNC | os.O_DIRECTORY
 _WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_TRUNC | os.O_APPEND
-
 
 
 @dataclass
@@ -218,7 +214,7 @@ class Server(Mutations):
     # -- opening and I/O ---------------------------------------------------------------------------------------------
     def lopen(self, r: Reader) -> bytes:
         fid = self._fid(r)
-        flags = r.u32() & _PASS_FLAGS
+        flags = r.u32() & PASS_FLAGS
         if flags & _WRITE_FLAGS:
             self._writable()
         if fid.fd >= 0:

@@ -1,0 +1,210 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0-only
+"""onekvm vs stock KVM: exit round trips per second, printed as one table.
+
+Run in the rig with both hypervisors loaded (`make bench`); it reads the
+devices from ONEKVM_TEST_DEVS like the selftests, or from --dev.  For each
+device, with a tiny 64-bit guest (the selftest library's):
+
+  cpuid   an exit the hypervisor handles itself: guest CPUID loop iterations/s
+  io      an OUT to userspace and back: KVM_RUN round trips/s
+  mmio    a write to unbacked memory, to userspace and back: round trips/s
+
+plus the rows of the bench_*.py modules beside this file: bench_boot.py
+boots the L1 kernel as an L2 guest with `onekvm run` on each device and with
+QEMU on stock KVM (wall seconds, once; --no-boot skips it).  Each exit figure
+is the best of --repeat runs of about --seconds each.  It prints; it asserts
+nothing about speed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import platform
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterable, Optional
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parents[2]
+sys.path.insert(0, str(REPO / "tools/testing/selftests/kvm"))
+try:
+    import onekvm.abi  # noqa: F401
+except ImportError:
+    sys.path[1:1] = [str(REPO / "tools/kvm"), str(REPO / "build/meson/tools/kvm")]
+
+from kvmtest import Asm, Device, Guest  # noqa: E402
+from onekvm.abi import ffi, lib  # noqa: E402
+
+CPUID_LOOP = Asm("""
+start:                      # rsi: iterations
+    xor %eax, %eax
+    xor %ecx, %ecx
+    cpuid
+    dec %rsi
+    jnz start
+    out %al, $PORT_DONE
+""", bits=64, name="bench-cpuid")
+
+IO_LOOP = Asm("""
+start:
+    out %al, $0x10
+    jmp start
+""", bits=64, name="bench-io")
+
+MMIO_LOOP = Asm("""
+start:
+    mov $MMIO, %rbx
+1:  mov %eax, (%rbx)
+    jmp 1b
+""", bits=64, name="bench-mmio")
+
+
+@dataclass
+class Row:
+    """One line of the table: measure(device) -> figure (None: not available)."""
+
+    name: str
+    unit: str
+    measure: Callable[[Device], Optional[float]]
+    higher_is_better: bool = True
+
+
+# --- the three exit benchmarks -----------------------------------------------
+
+def _best(runs: int, once: Callable[[], float]) -> float:
+    return max(once() for _ in range(runs))
+
+
+def cpuid_rate(dev: Device, seconds: float, runs: int) -> float:
+    """Guest CPUID loop iterations per second (one KVM_RUN per measurement)."""
+    with Guest(dev, 64, CPUID_LOOP) as g:
+        v = g.vcpu
+
+        def loop(n: int) -> float:
+            v.set_regs(rip=g.code["start"], rsi=n)
+            t = time.perf_counter()
+            v.expect_done("cpuid loop")
+            return time.perf_counter() - t
+
+        loop(100)                                            # warm-up: NPT faults etc.
+        n = 200
+        while (t := loop(n)) < seconds / 8 and n < 1 << 28:  # calibrate
+            n *= 4
+        n = max(200, int(n * seconds / max(t, 1e-6)))
+        return _best(runs, lambda: n / loop(n))
+
+
+def _exit_rate(dev: Device, code: Asm, reason: int, seconds: float, runs: int) -> float:
+    with Guest(dev, 64, code) as g:
+        v = g.vcpu
+        ioctl, fd, req = lib.onekvm_ioctl_int, v.fd, lib.KVM_RUN
+        e = v.run_once()
+        if e.reason != reason:
+            raise RuntimeError(f"{code.name}: first exit is {e.describe()}")
+
+        def batch(n: int) -> float:
+            t = time.perf_counter()
+            for _ in range(n):
+                if ioctl(fd, req, 0) < 0:
+                    raise OSError(ffi.errno, f"KVM_RUN: {os.strerror(ffi.errno)}")
+            dt = time.perf_counter() - t
+            if v.run.exit_reason != reason:
+                raise RuntimeError(f"{code.name}: exit {v.run.exit_reason} after {n} runs")
+            return dt
+
+        n = 100
+        while (t := batch(n)) < seconds / 8:
+            n *= 4
+        n = max(100, int(n * seconds / max(t, 1e-6)))
+        return _best(runs, lambda: n / batch(n))
+
+
+def default_rows(seconds: float, runs: int) -> list[Row]:
+    return [
+        Row("exit handled in the kernel (CPUID loop)", "iter/s",
+            lambda d: cpuid_rate(d, seconds, runs)),
+        Row("IO exit to userspace and back", "exits/s",
+            lambda d: _exit_rate(d, IO_LOOP, lib.KVM_EXIT_IO, seconds, runs)),
+        Row("MMIO exit to userspace and back", "exits/s",
+            lambda d: _exit_rate(d, MMIO_LOOP, lib.KVM_EXIT_MMIO, seconds, runs)),
+    ]
+
+
+def plugin_rows(args: argparse.Namespace) -> list[Row]:
+    """Rows from bench_*.py beside this file: each defines rows(args) -> [Row]."""
+    rows: list[Row] = []
+    sys.path.insert(0, str(HERE))
+    for path in sorted(HERE.glob("bench_*.py")):
+        mod = importlib.import_module(path.stem)
+        rows.extend(mod.rows(args))
+    return rows
+
+
+# --- the table ------------------------------------------------------------------
+
+def _fmt(x: Optional[float]) -> str:
+    if x is None:
+        return "n/a"
+    return f"{x:,.0f}" if x >= 100 else f"{x:.2f}"
+
+
+def _label(dev: Device) -> str:
+    return dev.kind if dev.kind != "kvm" else os.path.basename(dev.path)
+
+
+def table(devs: list[Device], rows: Iterable[Row], out: Callable[[str], None] = print) -> None:
+    labels = [_label(d) for d in devs]
+    ref = next((i for i, d in enumerate(devs) if not d.is_onekvm), None)
+    one = next((i for i, d in enumerate(devs) if d.is_onekvm), None)
+    ratio_head = f"{labels[one]}/{labels[ref]}" if ref is not None and one is not None else ""
+    head = ["", "unit", *labels] + ([ratio_head] if ratio_head else [])
+    lines: list[list[str]] = []
+    for row in rows:
+        vals: list[Optional[float]] = []
+        for d in devs:
+            try:
+                vals.append(row.measure(d))
+            except Exception as e:  # noqa: BLE001 - a failing row must not hide the others
+                out(f"# {row.name} on {d.path}: {type(e).__name__}: {e}")
+                vals.append(None)
+        cells = [row.name, row.unit, *(_fmt(v) for v in vals)]
+        if ratio_head:
+            a, b = vals[one], vals[ref]
+            cells.append(f"{a / b:.2f}" if a is not None and b else "n/a")
+        lines.append(cells)
+    widths = [max(len(r[i]) for r in [head, *lines]) for i in range(len(head))]
+    for r in [head, *lines]:
+        out("  ".join(c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))))
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--dev", action="append", help="device node (repeatable; default: $ONEKVM_TEST_DEVS)")
+    p.add_argument("--seconds", type=float, default=1.0, help="length of one measurement (default 1)")
+    p.add_argument("--repeat", type=int, default=3, help="measurements per figure, best kept (default 3)")
+    p.add_argument("--only", choices=["exits", "plugins"], help="only the exit rows or only the bench_*.py rows")
+    p.add_argument("--no-boot", action="store_true", help="skip the L2 boot rows (bench_boot.py)")
+    args = p.parse_args(argv)
+    paths = args.dev or [x for x in os.environ.get("ONEKVM_TEST_DEVS", "").split(",") if x]
+    if not paths:
+        p.error("no device: pass --dev /dev/kvm or set ONEKVM_TEST_DEVS")
+    devs = [Device(x) for x in paths]
+    # Stock first, onekvm second: the ratio column reads onekvm/stock.
+    devs.sort(key=lambda d: d.is_onekvm)
+    rows = [] if args.only == "plugins" else default_rows(args.seconds, args.repeat)
+    if args.only != "exits":
+        rows += plugin_rows(args)
+    print(f"# onekvm bench: {platform.release()}, {', '.join(f'{d.path}={d.kind}' for d in devs)}; "
+          f"best of {args.repeat} x ~{args.seconds:g} s")
+    table(devs, rows)
+    print("# ratio: onekvm / stock; above 1 is faster for the /s rows, slower for the s rows")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,275 @@
+# SPDX-License-Identifier: GPL-2.0
+"""Host-side tests of the vmtest rig (they boot it).
+
+    python3 -m pytest -q tools/testing/vmtest
+
+The boots run concurrently (one module-scoped fixture starts them all), so
+the whole file costs about one rig run.  VMTEST_KVER selects the kernel
+(default: the rig's default, the newest installed pair).
+"""
+
+from __future__ import annotations
+
+import filecmp
+import importlib.machinery
+import importlib.util
+import os
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+HERE = Path(__file__).resolve().parent
+VMTEST = HERE / "vmtest"
+REPO = HERE.parents[2]
+WARNMOD_SRC = HERE / "warnmod"
+
+
+def _load_vmtest():
+    loader = importlib.machinery.SourceFileLoader("vmtest_rig", str(VMTEST))
+    spec = importlib.util.spec_from_loader("vmtest_rig", loader)
+    assert spec is not None
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules["vmtest_rig"] = mod
+    loader.exec_module(mod)
+    return mod
+
+
+vm = _load_vmtest()
+
+
+def rig_available() -> str | None:
+    if not shutil.which(vm.QEMU):
+        return f"{vm.QEMU} not installed"
+    if not vm.installed_kvers():
+        return "no kernel image + headers pair installed"
+    if not (Path("/bin/busybox").is_file() or Path("/usr/bin/busybox").is_file()):
+        return "busybox not installed"
+    return None
+
+
+needs_rig = pytest.mark.skipif(rig_available() is not None,
+                               reason=str(rig_available()))
+
+
+@pytest.fixture(scope="module")
+def kver() -> str:
+    return os.environ.get("VMTEST_KVER") or vm.default_kver()
+
+
+def vmtest(*args: str, env: dict[str, str] | None = None,
+           **kw) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, str(VMTEST), *args], cwd=REPO,
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env, **kw)
+
+
+@dataclass
+class Result:
+    rc: int
+    out: str
+    err: str
+    wall: float
+
+
+def finish(p: subprocess.Popen, t0: float, timeout: float = 300) -> Result:
+    out, err = p.communicate(timeout=timeout)
+    return Result(p.returncode, out, err, time.monotonic() - t0)
+
+
+# ---------------------------------------------------------------- log check
+
+SRSO = ("[    0.123456] Speculative Return Stack Overflow: WARNING: See "
+        "https://kernel.org/doc/html/latest/admin-guide/hw-vuln/srso.html "
+        "for mitigation options.")
+
+
+def test_log_check_ignores_benign_lines() -> None:
+    lines = [SRSO, "[    1.0] kvm_amd: Nested Virtualization enabled",
+             "[    2.0] random: crng init done",
+             "[    3.0] systemd[1]: warning: nothing"]
+    assert vm.check_log(lines) == []
+
+
+@pytest.mark.parametrize("line,what", [
+    ("[ 5.1] WARNING: CPU: 1 PID: 155 at drivers/x.c:19 f+0x25/0xff0 [m]", "WARN splat"),
+    ("[ 5.1] BUG: kernel NULL pointer dereference, address: 0000000000000008", "BUG"),
+    ("[ 5.1] kernel BUG at mm/slub.c:435!", "BUG"),
+    ("[ 5.1] Oops: 0002 [#1] PREEMPT SMP NOPTI", "Oops"),
+    ("[ 5.1] general protection fault, probably for non-canonical address", "general protection fault"),
+    ("[ 5.1] watchdog: BUG: soft lockup - CPU#0 stuck for 22s! [a:1]", "BUG"),
+    ("[ 5.1] Watchdog detected hard LOCKUP on cpu 1", "lockup"),
+    ("[ 5.1] rcu: INFO: rcu_preempt self-detected stall on CPU", "RCU stall"),
+    ("[ 5.1] UBSAN: array-index-out-of-bounds in arch/x86/kvm/x.c:12:3", "KASAN/UBSAN/KFENCE"),
+    ("[ 5.1] list_del corruption, ffff888004b0b0c0->next is LIST_POISON1", "list corruption"),
+    ("[ 5.1] INFO: task insmod:155 blocked for more than 120 seconds.", "hung task"),
+    ("[ 5.1] WARNING: possible circular locking dependency detected", "lockdep/RCU warning"),
+])
+def test_log_check_finds(line: str, what: str) -> None:
+    lines = [SRSO, "[ 5.0] ------------[ cut here ]------------", line,
+             "[ 5.2] Call Trace:", "[ 5.3] ---[ end trace 0000000000000000 ]---",
+             "[ 6.0] after"]
+    findings = vm.check_log(lines)
+    assert [f.what for f in findings] == [what]
+    f = findings[0]
+    assert lines[f.start:f.end][0].endswith("[ cut here ]------------")
+    assert lines[f.end - 1].endswith("---[ end trace 0000000000000000 ]---")
+
+
+def test_log_check_one_finding_per_splat() -> None:
+    lines = ["------------[ cut here ]------------",
+             "WARNING: CPU: 0 PID: 1 at a.c:1 f+0x1/0x2",
+             "BUG: this line is inside the same splat",
+             "---[ end trace 0000000000000000 ]---",
+             "Oops: 0000 [#2] SMP"]
+    assert [f.what for f in vm.check_log(lines)] == ["WARN splat", "Oops"]
+
+
+def test_kmsg_records_become_dmesg_lines() -> None:
+    text = ("6,1,0,-;Linux version 6.1.0\n"
+            "4,339,20898806,-;WARNING: CPU: 1 PID: 155 at a.c:19 f+0x25/0xff0\n"
+            " SUBSYSTEM=foo\n"
+            "6,340,21000001,c;tab\\x09here\n"
+            "torn record")
+    assert vm.kmsg_to_dmesg(text) == [
+        "[    0.000000] Linux version 6.1.0",
+        "[   20.898806] WARNING: CPU: 1 PID: 155 at a.c:19 f+0x25/0xff0",
+        "[   21.000001] tab\there"]
+
+
+# ---------------------------------------------------------------- host side
+
+@pytest.mark.skipif(not shutil.which("cpio"), reason="no cpio tool")
+def test_cpio_archive_lists(tmp_path: Path) -> None:
+    c = vm.Cpio()
+    c.dir("bin")
+    c.file("bin/busybox", b"x" * 5, 0o755)
+    c.symlink("bin/sh", "busybox")
+    c.chardev("dev/console", 5, 1)
+    (tmp_path / "a.cpio").write_bytes(c.finish())
+    out = subprocess.run(["cpio", "-itv", "--quiet"], stdin=(tmp_path / "a.cpio").open("rb"),
+                         stdout=subprocess.PIPE, text=True, check=True).stdout
+    assert "bin/sh -> busybox" in out
+    assert out.splitlines()[3].startswith("crw-------")
+
+
+@needs_rig
+@pytest.mark.parametrize("k", vm.installed_kvers())
+def test_module_load_order(k: str) -> None:
+    info = vm.read_modinfo(k)
+    order = vm.load_order(info, vm.NINEP_MODULES + vm.KVM_MODULES)
+    assert order[-1] == "kvm_amd" and "9p" in order
+    for i, m in enumerate(order):
+        assert m not in info.builtin
+        assert all(d in order[:i] or d in info.builtin for d in info.deps[m])
+
+
+def test_error_unknown_kernel() -> None:
+    r = finish(vmtest("--kver", "0.0-none", "--hv", "none"), time.monotonic())
+    assert r.rc == 2
+    assert r.err.strip().count("\n") == 0 and r.err.startswith("vmtest: error:")
+
+
+@needs_rig
+def test_error_missing_module(kver: str, tmp_path: Path) -> None:
+    r = finish(vmtest("--kver", kver, "--module", str(tmp_path / "no.ko")), time.monotonic())
+    assert r.rc == 2 and "not found" in r.err and r.err.count("\n") == 1
+
+
+@needs_rig
+def test_error_no_qemu(kver: str, tmp_path: Path) -> None:
+    env = dict(os.environ, PATH=str(tmp_path))
+    r = finish(vmtest("--kver", kver, "--hv", "none", env=env), time.monotonic())
+    assert r.rc == 2 and "qemu-system-x86_64 not found" in r.err
+
+
+@needs_rig
+def test_foreign_results_dir_is_kept(kver: str, tmp_path: Path) -> None:
+    (tmp_path / "precious").write_text("x")
+    r = finish(vmtest("--kver", kver, "--hv", "none", "--results", str(tmp_path)),
+               time.monotonic())
+    assert r.rc == 2 and "refusing" in r.err
+    assert (tmp_path / "precious").exists()
+
+
+# ---------------------------------------------------------------- boots
+
+def build_warnmod(kver: str) -> Path:
+    """vmtest_warn.ko for kver, built once per source change.
+
+    Built under build/ (not /tmp): the guest sees the host root, but its /tmp
+    is a tmpfs of its own.
+    """
+    out = REPO / "build/vmtest-cache" / kver / "warnmod"
+    out.mkdir(parents=True, exist_ok=True)
+    srcs = ["Kbuild", "vmtest_warn.c"]
+    ko = out / "vmtest_warn.ko"
+    same = all((out / s).exists() and filecmp.cmp(WARNMOD_SRC / s, out / s, shallow=False)
+               for s in srcs)
+    if not (same and ko.exists()):
+        for s in srcs:
+            shutil.copy(WARNMOD_SRC / s, out / s)
+        subprocess.run(["make", "-s", "-C", f"/lib/modules/{kver}/build", f"M={out}",
+                        "modules"], check=True, stdout=subprocess.DEVNULL)
+    return ko
+
+
+@pytest.fixture(scope="module")
+def boots(kver: str, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Result]:
+    """Start every boot at once; the module build overlaps the first boots."""
+    base = tmp_path_factory.mktemp("vmtest")
+    common = ["--kver", kver, "--hv", "none", "--smp", "1", "--mem", "512"]
+    t0 = time.monotonic()
+    procs = {
+        "clean": vmtest(*common, "--results", str(base / "clean"), "--",
+                        "sh", "-c", 'echo "guest says hi from $(uname -r)"'),
+        "status": vmtest(*common, "--results", str(base / "status"), "--",
+                         "sh", "-c", "exit 3"),
+        "timeout": vmtest(*common, "--results", str(base / "timeout"), "--timeout", "2",
+                          "--", "sleep", "100"),
+    }
+    try:
+        ko = build_warnmod(kver)
+        procs["warn"] = vmtest(*common, "--results", str(base / "warn"), "--",
+                               "/sbin/insmod", str(ko))
+        return {name: finish(p, t0) for name, p in procs.items()}
+    finally:
+        for p in procs.values():
+            if p.poll() is None:
+                p.kill()
+
+
+@needs_rig
+def test_clean_run_passes(boots: dict[str, Result], kver: str) -> None:
+    r = boots["clean"]
+    assert r.rc == 0, r.err
+    assert f"guest says hi from {kver}" in r.out
+    assert "PASS" in r.err
+
+
+@needs_rig
+def test_exit_status_is_the_commands(boots: dict[str, Result]) -> None:
+    r = boots["status"]
+    assert r.rc == 3, r.err
+    assert "FAIL (exit 3)" in r.err
+
+
+@needs_rig
+def test_warn_on_load_fails_the_run(boots: dict[str, Result]) -> None:
+    r = boots["warn"]
+    assert r.rc == 1, r.out + r.err
+    assert "WARN splat" in r.err
+    assert "vmtest_warn: deliberate warning" in r.err
+    assert "WARNING: CPU:" in r.err and "---[ end trace" in r.err
+
+
+@needs_rig
+def test_hung_guest_is_killed_at_timeout(boots: dict[str, Result]) -> None:
+    r = boots["timeout"]
+    assert r.rc == 124, r.err
+    assert "timeout: guest killed after 2 s" in r.err
+    assert r.wall < 60
