@@ -68,7 +68,9 @@ python:
 	@$(PYTHON) -m compileall -q tools/kvm/onekvm tools/testing >/dev/null
 
 # --- checks -------------------------------------------------------------
-C_SOURCES = $(shell git ls-files '*.c' '*.h' ':!:include/uapi/*.abi.h')
+# svm-dev holds throwaway userspace iteration programs, not module code.
+C_SOURCES = $(shell git ls-files '*.c' '*.h' '*.S' ':!:include/uapi/*.abi.h' \
+	':!:tools/testing/selftests/kvm/svm-dev/*')
 
 check: check-abi check-py check-patch check-sparse
 
