@@ -94,7 +94,7 @@ int okvm_arch_check_extension(struct okvm *kvm, long ext)
  * @ioctl: the request
  * @arg: its argument
  *
- * Return: the ioctl's result, -ENOTTY when unknown.
+ * Return: the ioctl's result, -EINVAL when unknown (as upstream x86).
  */
 long okvm_arch_dev_ioctl(unsigned int ioctl, unsigned long arg)
 {
@@ -106,7 +106,7 @@ long okvm_arch_dev_ioctl(unsigned int ioctl, unsigned long arg)
 	case KVM_GET_MSR_INDEX_LIST:
 		return okvm_dev_get_msr_index_list(argp);
 	default:
-		return -ENOTTY;
+		return -EINVAL;
 	}
 }
 
