@@ -20,7 +20,7 @@ from onekvm.boot import loader, longmode
 from onekvm.bus import IoBus, MmioBus
 from onekvm.console import Console
 from onekvm.devices import acpi_pm, i8042, pit, rtc, uart
-from onekvm.devices.pci import CONFIG_ADDRESS, PciBus
+from onekvm.devices.pci import CONFIG_ADDRESS, INTERRUPT_LINE, INTERRUPT_PIN, PciBus
 from onekvm.devices.pic import Pic
 from onekvm.errors import GuestError, UserError
 from onekvm.irq import IrqLine
@@ -177,7 +177,13 @@ class Machine:
         self._add_devices(set_level)
         self._phase("memory and devices")
 
-        tables = acpi.build(layout.BIOS_START, cfg.cpus, apic=self.kernel_irqchip)
+        # The _PRT routes each device's INTx pin to the GSI it drives, as written in its Interrupt Line.
+        pci_irqs = [
+            (slot, dev.config_read(INTERRUPT_PIN, 1) - 1, dev.config_read(INTERRUPT_LINE, 1))
+            for slot, dev in self.pci.slots.items()
+            if dev.config_read(INTERRUPT_PIN, 1)
+        ]
+        tables = acpi.build(layout.BIOS_START, cfg.cpus, apic=self.kernel_irqchip, pci_irqs=pci_irqs)
         self.mem.write(layout.BIOS_START, tables.blob)
         self.boot = loader.load_image(
             self.mem,

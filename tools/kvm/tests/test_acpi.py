@@ -59,7 +59,133 @@ def test_dsdt_declares_s5_with_our_sleep_type():
     dsdt = table_at(t.blob, t.tables["DSDT"])
     aml = dsdt[36:]
     s5 = acpi_pm.SLP_TYP_S5
-    assert aml == bytes([0x08]) + b"_S5_" + bytes([0x12, 0x08, 0x04, 0x0A, s5, 0x0A, s5, 0x00, 0x00])
+    assert aml.startswith(bytes([0x08]) + b"_S5_" + bytes([0x12, 0x08, 0x04, 0x0A, s5, 0x0A, s5, 0x00, 0x00]))
+    assert decode_aml(aml)["_S5_"] == [s5, s5, 0, 0]
+
+
+# -- a small AML reader: just the opcodes dsdt() emits ------------------------------------------
+
+
+def _pkglength(aml: bytes, off: int) -> tuple[int, int]:
+    """(end offset of the object, offset after the PkgLength)."""
+    lead = aml[off]
+    extra = lead >> 6
+    if not extra:
+        return off + (lead & 0x3F), off + 1
+    n = lead & 0xF
+    for i in range(extra):
+        n |= aml[off + 1 + i] << (4 + 8 * i)
+    return off + n, off + 1 + extra
+
+
+def _name(aml: bytes, off: int) -> tuple[str, int]:
+    prefix = ""
+    while aml[off] in b"\\^":
+        prefix += chr(aml[off])
+        off += 1
+    return prefix + aml[off : off + 4].decode(), off + 4
+
+
+def _data(aml: bytes, off: int) -> tuple[object, int]:
+    op = aml[off]
+    if op in (0x00, 0x01):
+        return op, off + 1
+    if op in (0x0A, 0x0B, 0x0C, 0x0E):
+        size = {0x0A: 1, 0x0B: 2, 0x0C: 4, 0x0E: 8}[op]
+        return int.from_bytes(aml[off + 1 : off + 1 + size], "little"), off + 1 + size
+    if op == 0x12:  # Package
+        end, p = _pkglength(aml, off + 1)
+        count, p = aml[p], p + 1
+        items = []
+        while p < end:
+            item, p = _data(aml, p)
+            items.append(item)
+        assert p == end and len(items) == count
+        return items, end
+    if op == 0x11:  # Buffer
+        end, p = _pkglength(aml, off + 1)
+        size, p = _data(aml, p)
+        assert end - p == size
+        return bytes(aml[p:end]), end
+    raise AssertionError(f"unexpected data opcode {op:#x} at {off}")
+
+
+def decode_aml(aml: bytes, off: int = 0, end: int | None = None) -> dict:
+    """Name/Scope/Device terms as a dict keyed by name (Scope and Device: nested dicts)."""
+    end = len(aml) if end is None else end
+    out: dict = {}
+    while off < end:
+        op = aml[off]
+        if op == 0x08:  # Name
+            name, p = _name(aml, off + 1)
+            out[name], off = _data(aml, p)
+        elif op == 0x10 or aml[off : off + 2] == b"\x5b\x82":  # Scope, Device
+            start = off + (1 if op == 0x10 else 2)
+            obj_end, p = _pkglength(aml, start)
+            name, p = _name(aml, p)
+            out[name] = decode_aml(aml, p, obj_end)
+            off = obj_end
+        else:
+            raise AssertionError(f"unexpected opcode {op:#x} at {off}")
+    assert off == end
+    return out
+
+
+def _resources(buf: bytes) -> list[tuple[int, bytes]]:
+    """(descriptor tag, body) of each resource descriptor up to the End Tag."""
+    out, off = [], 0
+    while True:
+        tag = buf[off]
+        if tag & 0x80:
+            (length,) = struct.unpack_from("<H", buf, off + 1)
+            out.append((tag, buf[off + 3 : off + 3 + length]))
+            off += 3 + length
+        else:
+            length = tag & 7
+            if tag >> 3 == 0xF:  # End Tag
+                assert off + 2 == len(buf)
+                return out
+            out.append((tag, buf[off + 1 : off + 1 + length]))
+            off += 1 + length
+
+
+def test_dsdt_describes_the_pci_host_bridge():
+    irqs = [(2, 0, 10), (1, 0, 5), (6, 0, 5)]
+    t = acpi.build(BASE, cpus=1, apic=True, pci_irqs=irqs)
+    dsdt = table_at(t.blob, t.tables["DSDT"])
+    assert dsdt[:4] == b"DSDT" and sum(dsdt) & 0xFF == 0
+    ns = decode_aml(dsdt[36:])
+    pci0 = ns["\\_SB_"]["PCI0"]
+    assert pci0["_HID"] == 0x030AD041  # EisaId("PNP0A03")
+    assert acpi.eisa_id("PNP0A03") == 0x030AD041
+    assert pci0["_UID"] == pci0["_SEG"] == pci0["_BBN"] == 0
+    assert pci0["_PRT"] == [[0x0001FFFF, 0, 0, 5], [0x0002FFFF, 0, 0, 10], [0x0006FFFF, 0, 0, 5]]
+
+    res = _resources(pci0["_CRS"])
+    words = [struct.unpack("<BBBHHHHH", body) for tag, body in res if tag == acpi.RES_WORD_ADDR]
+    assert (acpi.RES_TYPE_BUS, 0, 0) == (words[0][0], words[0][4], words[0][5])
+    io_windows = sorted((w[4], w[5]) for w in words if w[0] == acpi.RES_TYPE_IO)
+    assert io_windows == [(0, 0xCF7), (0xD00, 0xFFFF)]
+    assert (0x47, struct.pack("<BHHBB", 1, 0xCF8, 0xCF8, 1, 8)) in res
+    mem = [struct.unpack("<BBBIIIII", body) for tag, body in res if tag == acpi.RES_DWORD_ADDR]
+    assert len(mem) == 1
+    kind, _, _, _, lo, hi, _, length = mem[0]
+    assert kind == acpi.RES_TYPE_MEM
+    assert (lo, hi) == (layout.PCI_MMIO_START, layout.PCI_MMIO_END - 1) and length == hi - lo + 1
+    assert lo <= 0xC0000000 < hi  # where virtio places its BARs
+
+
+def test_dsdt_without_pci_irqs_still_has_the_bridge():
+    ns = decode_aml(acpi.dsdt()[36:])
+    assert ns["\\_SB_"]["PCI0"]["_PRT"] == []
+
+
+def test_aml_int_encodings():
+    assert acpi.aml_int(0) == b"\x00" and acpi.aml_int(1) == b"\x01"
+    assert acpi.aml_int(0x80) == b"\x0a\x80"
+    assert acpi.aml_int(0x1234) == b"\x0b\x34\x12"
+    assert acpi.aml_int(0x0001FFFF) == b"\x0c\xff\xff\x01\x00"
+    assert acpi.aml_int(1 << 32) == b"\x0e" + (1 << 32).to_bytes(8, "little")
 
 
 def test_madt_lists_each_cpu_and_the_ioapic():

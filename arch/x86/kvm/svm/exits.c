@@ -254,6 +254,14 @@ static int svm_vmmcall(struct okvm_vcpu *vcpu)
 	return okvm_skip_instruction(vcpu, svm_next_rip(to_svm(vcpu)));
 }
 
+/* XSAVE is not offered: #UD without CR4.OSXSAVE, else no XCR0 is valid. */
+static int svm_xsetbv(struct okvm_vcpu *vcpu)
+{
+	if (!(okvm_x86_ops->get_cr(vcpu, 4) & X86_CR4_OSXSAVE))
+		return svm_ud(vcpu);
+	return svm_gp(vcpu);
+}
+
 static int svm_unexpected(struct okvm_vcpu *vcpu, u64 code)
 {
 	u64 data[2] = { code, raw_smp_processor_id() };
@@ -312,8 +320,9 @@ int okvm_svm_handle_exit(struct okvm_vcpu *vcpu)
 	case OKVM_EXIT_INVD:
 		return svm_skip(vcpu);
 	case OKVM_EXIT_RDPMC:
-	case OKVM_EXIT_XSETBV:
 		return svm_gp(vcpu);
+	case OKVM_EXIT_XSETBV:
+		return svm_xsetbv(vcpu);
 	case OKVM_EXIT_VMMCALL:
 		return svm_vmmcall(vcpu);
 	case OKVM_EXIT_VMRUN:

@@ -1,7 +1,8 @@
-"""Minimal ACPI tables: RSDP, RSDT/XSDT, FADT, FACS, a DSDT holding \\_S5, and a MADT.
+"""Minimal ACPI tables: RSDP, RSDT/XSDT, FADT, FACS, a DSDT and a MADT.
 
-Enough for Linux to find its CPUs and interrupt controllers (MADT) and to
-power off through PM1a_CNT (FADT + \\_S5). The FADT is a full (not
+Enough for Linux to find its CPUs and interrupt controllers (MADT), to
+power off through PM1a_CNT (FADT + \\_S5) and to scan PCI bus 0 (the DSDT's
+\\_SB.PCI0 host bridge, whose _PRT routes each device's INTx to a GSI). The FADT is a full (not
 hardware-reduced) one: hardware-reduced mode makes Linux drop the legacy
 PIC, which `--irqchip user` depends on.
 """
@@ -12,7 +13,7 @@ import struct
 
 from onekvm.devices import acpi_pm
 from onekvm.devices.rtc import REG_CENTURY
-from onekvm.platform.layout import IOAPIC_ADDR, LAPIC_ADDR
+from onekvm.platform.layout import IOAPIC_ADDR, LAPIC_ADDR, PCI_MMIO_END, PCI_MMIO_START
 from onekvm.record import record
 
 OEM_ID = b"ONEKVM"
@@ -67,23 +68,134 @@ def aml_pkglength(n: int) -> bytes:
     return bytes([0x80 | (total & 0xF), (total >> 4) & 0xFF, total >> 12])
 
 
-def aml_byte(v: int) -> bytes:
+def aml_int(v: int) -> bytes:
+    """An AML integer constant in its shortest encoding."""
     if v == 0:
         return b"\x00"  # ZeroOp
     if v == 1:
         return b"\x01"  # OneOp
-    return b"\x0a" + bytes([v])  # BytePrefix
+    if v < 0x100:
+        return b"\x0a" + bytes([v])  # BytePrefix
+    if v < 0x10000:
+        return b"\x0b" + struct.pack("<H", v)  # WordPrefix
+    if v < 0x100000000:
+        return b"\x0c" + struct.pack("<I", v)  # DWordPrefix
+    return b"\x0e" + struct.pack("<Q", v)  # QWordPrefix
+
+
+def aml_package(values: list[bytes]) -> bytes:
+    """Package(){...} of already-encoded elements."""
+    body = bytes([len(values)]) + b"".join(values)
+    return b"\x12" + aml_pkglength(len(body)) + body
+
+
+def aml_name(name: bytes, value: bytes) -> bytes:
+    """Name(NAME, value) with value already encoded."""
+    return b"\x08" + name + value
 
 
 def aml_name_package(name: bytes, values: list[int]) -> bytes:
     """Name(NAME, Package(){values...})."""
-    body = bytes([len(values)]) + b"".join(aml_byte(v) for v in values)
-    return b"\x08" + name + b"\x12" + aml_pkglength(len(body)) + body
+    return aml_name(name, aml_package([aml_int(v) for v in values]))
 
 
-def dsdt() -> bytes:
+def aml_buffer(data: bytes) -> bytes:
+    """Buffer(){data}."""
+    body = aml_int(len(data)) + data
+    return b"\x11" + aml_pkglength(len(body)) + body
+
+
+def aml_scope(name: bytes, terms: bytes) -> bytes:
+    body = name + terms
+    return b"\x10" + aml_pkglength(len(body)) + body
+
+
+def aml_device(name: bytes, terms: bytes) -> bytes:
+    body = name + terms
+    return b"\x5b\x82" + aml_pkglength(len(body)) + body  # ExtOpPrefix DeviceOp
+
+
+def eisa_id(s: str) -> int:
+    """EisaId("PNP0A03"): three compressed letters and four hex digits, as a DWord."""
+    a, b, c = (ord(ch) - 0x40 for ch in s[:3])
+    vendor = (a << 10) | (b << 5) | c
+    return int.from_bytes(struct.pack(">HH", vendor, int(s[3:], 16)), "little")
+
+
+# Resource descriptors (ACPI 6.2).
+RES_SMALL_IO = 0x47
+RES_END_TAG = 0x79
+RES_DWORD_ADDR = 0x87
+RES_WORD_ADDR = 0x88
+RES_TYPE_MEM = 0
+RES_TYPE_IO = 1
+RES_TYPE_BUS = 2
+RES_MIN_MAX_FIXED = 0x0C  # _MIF | _MAF, positive decode, producer
+RES_IO_ENTIRE_RANGE = 0x03
+RES_MEM_READ_WRITE = 0x01  # non-cacheable
+
+
+def res_io16(base: int, length: int) -> bytes:
+    """IO(Decode16, base, base, 1, length)."""
+    return struct.pack("<BBHHBB", RES_SMALL_IO, 1, base, base, 1, length)
+
+
+def res_word(kind: int, type_flags: int, lo: int, hi: int) -> bytes:
+    """WordIO / WordBusNumber producer window lo..hi."""
+    return struct.pack("<BHBBBHHHHH", RES_WORD_ADDR, 13, kind, RES_MIN_MAX_FIXED, type_flags, 0, lo, hi, 0, hi - lo + 1)
+
+
+def res_dword_memory(lo: int, hi: int) -> bytes:
+    """DWordMemory producer window lo..hi."""
+    flags = (RES_TYPE_MEM, RES_MIN_MAX_FIXED, RES_MEM_READ_WRITE)
+    return struct.pack("<BHBBBIIIII", RES_DWORD_ADDR, 23, *flags, 0, lo, hi, 0, hi - lo + 1)
+
+
+def resource_template(*descriptors: bytes) -> bytes:
+    """ResourceTemplate(){...}: a Buffer ending in an End Tag (checksum 0: none)."""
+    return aml_buffer(b"".join(descriptors) + bytes([RES_END_TAG, 0]))
+
+
+PCI_CONFIG_PORT = 0xCF8
+
+
+def pci_host_bridge(irqs: list[tuple[int, int, int]]) -> bytes:
+    """Scope(\\_SB){Device(PCI0){...}}: the PNP0A03 root of bus 0.
+
+    irqs holds (slot, pin, gsi), pin 0 = INTA#; each becomes a _PRT entry
+    {slot << 16 | 0xFFFF, pin, 0, gsi} (Source 0: the last field is a GSI).
+    """
+    crs = resource_template(
+        res_word(RES_TYPE_BUS, 0, 0, 0),
+        res_io16(PCI_CONFIG_PORT, 8),
+        res_word(RES_TYPE_IO, RES_IO_ENTIRE_RANGE, 0x0000, PCI_CONFIG_PORT - 1),
+        res_word(RES_TYPE_IO, RES_IO_ENTIRE_RANGE, PCI_CONFIG_PORT + 8, 0xFFFF),
+        res_dword_memory(PCI_MMIO_START, PCI_MMIO_END - 1),
+    )
+    prt = aml_package(
+        [
+            aml_package([aml_int(slot << 16 | 0xFFFF), aml_int(pin), aml_int(0), aml_int(gsi)])
+            for slot, pin, gsi in sorted(irqs)
+        ]
+    )
+    dev = b"".join(
+        (
+            aml_name(b"_HID", aml_int(eisa_id("PNP0A03"))),
+            aml_name(b"_UID", aml_int(0)),
+            aml_name(b"_SEG", aml_int(0)),
+            aml_name(b"_BBN", aml_int(0)),
+            aml_name(b"_CRS", crs),
+            aml_name(b"_PRT", prt),
+        )
+    )
+    return aml_scope(b"\\_SB_", aml_device(b"PCI0", dev))
+
+
+def dsdt(pci_irqs: list[tuple[int, int, int]] | None = None) -> bytes:
+    """\\_S5 and the PCI host bridge; pci_irqs: (slot, pin, gsi) of the devices using INTx."""
     s5 = acpi_pm.SLP_TYP_S5
-    return sdt(b"DSDT", 2, aml_name_package(b"_S5_", [s5, s5, 0, 0]))
+    aml = aml_name_package(b"_S5_", [s5, s5, 0, 0]) + pci_host_bridge(list(pci_irqs or []))
+    return sdt(b"DSDT", 2, aml)
 
 
 def facs() -> bytes:
@@ -148,11 +260,12 @@ class AcpiTables:
     tables: dict[str, int]
 
 
-def build(base: int, cpus: int, apic: bool) -> AcpiTables:
+def build(base: int, cpus: int, apic: bool, pci_irqs: list[tuple[int, int, int]] | None = None) -> AcpiTables:
     """Lay the tables out from guest physical address base (16-byte aligned).
 
     apic=False (the userspace PIC) leaves out the MADT: with no MADT and no
-    APIC in CPUID the guest runs in PIC mode on one CPU.
+    APIC in CPUID the guest runs in PIC mode on one CPU. pci_irqs: the
+    (slot, pin, gsi) routing of PCI bus 0 for the DSDT's _PRT.
     """
     blob = bytearray()
     where: dict[str, int] = {}
@@ -167,7 +280,7 @@ def build(base: int, cpus: int, apic: bool) -> AcpiTables:
 
     place("RSDP", bytes(36))  # filled once the roots' addresses are known
     facs_addr = place("FACS", facs(), align=64)
-    dsdt_addr = place("DSDT", dsdt())
+    dsdt_addr = place("DSDT", dsdt(pci_irqs))
     entries = [place("FACP", fadt(facs_addr, dsdt_addr))]
     if apic:
         entries.append(place("APIC", madt(cpus)))

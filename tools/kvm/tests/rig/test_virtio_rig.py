@@ -104,15 +104,8 @@ def write_initramfs(directory: str) -> str:
 
 
 def guest_params() -> str:
-    """Until the DSDT describes the PCI host bridge (requests/virtio.md #1), Linux
-    only scans bus 0 when told to: pci=lastbus=1 (pci=noacpi would cost the UART its IRQ)."""
-    from onekvm.platform import acpi
-
-    try:
-        described = b"_PRT" in acpi.dsdt()
-    except TypeError:  # dsdt() grew parameters: it describes the bus now
-        described = True
-    return "quiet" if described else "quiet pci=lastbus=1"
+    """Linux finds bus 0 through the DSDT's PNP0A03 host bridge (\\_SB.PCI0, with a _PRT): no pci= needed."""
+    return "quiet"
 
 
 def run_vmm(dev: str, initrd: str, *args: str, timeout: float = 900) -> tuple[int, str]:
