@@ -100,12 +100,13 @@ test: python
 VMTEST_DEPS := module python
 -include tools/testing/vmtest/vmtest.mk
 
-# Linux boots of the VMM in the rig (L2 guests), on the hypervisors in
-# BOOT_HV.
-BOOT_HV ?= both
+# Linux boots of the VMM in the rig (L2 guests): TESTS on the hypervisor
+# HV (default: stock kvm_amd, everything under tools/kvm/tests/rig).
+BOOT_TIMEOUT ?= 3000
 vmtest-boot: $(VMTEST_DEPS)
-	$(VMTEST_PYTHON) $(VMTEST) $(vmtest_opts) --hv $(BOOT_HV) -- \
-		sh -c '$$VMTEST_PY -m pytest -q -p no:cacheprovider -m rig tools/kvm/tests/rig $(ARGS)'
+	$(VMTEST_PYTHON) $(VMTEST) --timeout $(BOOT_TIMEOUT) $(vmtest_opts) \
+		--hv $(or $(HV),kvm_amd) -- sh -c '$$VMTEST_PY -m pytest -q \
+		-p no:cacheprovider -m rig $(or $(TESTS),tools/kvm/tests/rig) $(ARGS)'
 
 # The rig's own tests (a WARN in L1 fails a run).
 vmtest-self: $(VMTEST_DEPS)
@@ -114,6 +115,8 @@ vmtest-self: $(VMTEST_DEPS)
 # CI: checks and host tests, then the rig: everything on the default
 # kernel, the module selftests on every other installed kernel.
 test-all: all check test vmtest-self vmtest vmtest-boot
+	$(MAKE) --no-print-directory vmtest-boot HV=onekvm \
+		TESTS=tools/kvm/tests/rig/test_boot_linux.py
 	@for k in $(filter-out $(KVER),$(KVERS)); do \
 		$(MAKE) --no-print-directory KVER=$$k vmtest || exit 1; done
 
