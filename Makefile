@@ -24,7 +24,8 @@ KVERS := $(shell scripts/kver --list)
 export PYTHONPATH := $(CURDIR)/tools/kvm:$(CURDIR)/$(MESON_BUILD)/tools/kvm
 
 .PHONY: all module python tree check check-abi check-py check-patch \
-	check-sparse test test-all vmtest-boot vmtest-self clean help FORCE
+	check-sparse test test-all vmtest-boot vmtest-self selftests-prebuild \
+	clean help FORCE
 
 all: module python
 
@@ -96,8 +97,12 @@ check-sparse: tree
 test: python
 	$(PYTHON) -m pytest -q -m "not rig" tools/kvm/tests tools/testing/emulate
 
-# The rig (tools/testing/vmtest): vmtest, vmshell, run, bench.
-VMTEST_DEPS := module python
+# The rig (tools/testing/vmtest): vmtest, vmshell, run, bench. The rig's
+# root is read-only: assemble the selftests' guests on the host first.
+VMTEST_DEPS := module python selftests-prebuild
+selftests-prebuild: python
+	@$(PYTHON) tools/testing/selftests/kvm/prebuild >/dev/null
+
 -include tools/testing/vmtest/vmtest.mk
 
 # Linux boots of the VMM in the rig (L2 guests): TESTS on the hypervisor
