@@ -20,9 +20,11 @@ nothing about speed.
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import os
 import platform
+import signal
 import sys
 import time
 from dataclasses import dataclass
@@ -157,29 +159,65 @@ def _label(dev: Device) -> str:
     return dev.kind if dev.kind != "kvm" else os.path.basename(dev.path)
 
 
-def table(devs: list[Device], rows: Iterable[Row], out: Callable[[str], None] = print) -> None:
+class _Timeout(Exception):
+    pass
+
+
+def _on_alarm(signum: int, frame: object) -> None:
+    raise _Timeout()
+
+
+def measure(row: Row, dev: Device, limit: float) -> Optional[float]:
+    """row.measure(dev), given up after `limit` seconds (SIGALRM interrupts
+    KVM_RUN, or a boot's wait)."""
+    old = signal.signal(signal.SIGALRM, _on_alarm)
+    signal.setitimer(signal.ITIMER_REAL, limit)
+    try:
+        return row.measure(dev)
+    except _Timeout:
+        raise TimeoutError(f"no result within {limit:g} s") from None
+    except OSError as e:
+        if e.errno == errno.EINTR and signal.getitimer(signal.ITIMER_REAL)[0] == 0:
+            raise TimeoutError(f"no result within {limit:g} s") from None
+        raise
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+
+
+def table(devs: list[Device], rows: Iterable[Row], limit: float, out: Callable[[str], None] = print) -> None:
+    """Print the table, a row as soon as it is measured."""
     labels = [_label(d) for d in devs]
     ref = next((i for i, d in enumerate(devs) if not d.is_onekvm), None)
     one = next((i for i, d in enumerate(devs) if d.is_onekvm), None)
     ratio_head = f"{labels[one]}/{labels[ref]}" if ref is not None and one is not None else ""
     head = ["", "unit", *labels] + ([ratio_head] if ratio_head else [])
-    lines: list[list[str]] = []
+    widths = [46, 7] + [max(12, len(x)) for x in head[2:]]
+
+    def line(cells: list[str]) -> None:
+        out("  ".join(c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths))))
+
+    line(head)
     for row in rows:
         vals: list[Optional[float]] = []
+        notes = []
         for d in devs:
+            t = time.monotonic()
             try:
-                vals.append(row.measure(d))
+                vals.append(measure(row, d, limit))
             except Exception as e:  # noqa: BLE001 - a failing row must not hide the others
-                out(f"# {row.name} on {d.path}: {type(e).__name__}: {e}")
+                notes.append(f"#   {row.name} on {d.path}: {type(e).__name__}: {e}")
                 vals.append(None)
+            print(f"# {row.name} on {d.path}: {_fmt(vals[-1])} in {time.monotonic() - t:.1f} s",
+                  file=sys.stderr, flush=True)
         cells = [row.name, row.unit, *(_fmt(v) for v in vals)]
         if ratio_head:
             a, b = vals[one], vals[ref]
             cells.append(f"{a / b:.2f}" if a is not None and b else "n/a")
-        lines.append(cells)
-    widths = [max(len(r[i]) for r in [head, *lines]) for i in range(len(head))]
-    for r in [head, *lines]:
-        out("  ".join(c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))))
+        line(cells)
+        for n in notes:
+            out(n)
+        sys.stdout.flush()
 
 
 def main(argv: Optional[list[str]] = None) -> int:
@@ -189,6 +227,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     p.add_argument("--repeat", type=int, default=3, help="measurements per figure, best kept (default 3)")
     p.add_argument("--only", choices=["exits", "plugins"], help="only the exit rows or only the bench_*.py rows")
     p.add_argument("--no-boot", action="store_true", help="skip the L2 boot rows (bench_boot.py)")
+    p.add_argument("--limit", type=float, default=240.0,
+                   help="give up on one figure after this many seconds (default 240)")
     args = p.parse_args(argv)
     paths = args.dev or [x for x in os.environ.get("ONEKVM_TEST_DEVS", "").split(",") if x]
     if not paths:
@@ -201,7 +241,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         rows += plugin_rows(args)
     print(f"# onekvm bench: {platform.release()}, {', '.join(f'{d.path}={d.kind}' for d in devs)}; "
           f"best of {args.repeat} x ~{args.seconds:g} s")
-    table(devs, rows)
+    table(devs, rows, args.limit)
     print("# ratio: onekvm / stock; above 1 is faster for the /s rows, slower for the s rows")
     return 0
 
