@@ -24,7 +24,7 @@ KVERS := $(shell scripts/kver --list)
 export PYTHONPATH := $(CURDIR)/tools/kvm:$(CURDIR)/$(MESON_BUILD)/tools/kvm
 
 .PHONY: all module python tree check check-abi check-py check-patch \
-	check-sparse test test-all vmtest-boot vmtest-self selftests-prebuild \
+	check-sparse test test-all vmtest-boot vmtest-self selftests-prebuild selftests-c \
 	clean help FORCE
 
 all: module python
@@ -99,9 +99,13 @@ test: python
 
 # The rig (tools/testing/vmtest): vmtest, vmshell, run, bench. The rig's
 # root is read-only: assemble the selftests' guests on the host first.
-VMTEST_DEPS := module python selftests-prebuild
+VMTEST_DEPS := module python selftests-prebuild selftests-c
 selftests-prebuild: python
 	@$(PYTHON) tools/testing/selftests/kvm/prebuild >/dev/null
+# The C selftests (svm-dev: SVM ownership, smoke): vmtest runs every ELF in
+# build/KVER/selftests after pytest.
+selftests-c: module
+	@$(MAKE) -s --no-print-directory -C tools/testing/selftests/kvm/svm-dev KVER=$(KVER)
 
 -include tools/testing/vmtest/vmtest.mk
 

@@ -6,6 +6,14 @@
  * hypervisor (kvm_amd) owns SVM on that CPU: onekvm then refuses with
  * -EBUSY. When the last VM goes away, EFER.SVME and MSR_VM_HSAVE_PA are
  * put back exactly as found.
+ *
+ * Ownership is per CPU (okvm_svm_cpu.enabled) and is only ever changed on
+ * that CPU with interrupts off: by the IPIs of hardware_enable/disable
+ * (under cpus_read_lock, so no CPU comes or goes meanwhile), lazily before
+ * VMRUN on a CPU that came online while VMs exist, and by the CPU hotplug
+ * callbacks. A CPU going offline gives SVM back; one coming online starts
+ * from what its hardware says (INIT cleared EFER.SVME), never from a stale
+ * flag, or a later rollback could clear another hypervisor's SVME there.
  */
 #include <linux/module.h>
 #include <linux/gfp.h>
@@ -26,6 +34,7 @@ u32 okvm_svm_features;
 struct page *okvm_iopm_pages;
 struct page *okvm_msrpm_pages;
 static u32 okvm_nr_asids;
+static int okvm_cpuhp_state;
 
 /* MSRs the guest reads and writes without exits: VMLOAD/VMSAVE state. */
 static const u32 okvm_passthrough_msrs[] = {
@@ -67,6 +76,75 @@ static void okvm_svm_free_cpu_pages(void)
 	}
 }
 
+static void okvm_svm_enable_cpu(void *busy)
+{
+	struct okvm_svm_cpu *sd = this_cpu_ptr(&okvm_svm_cpu_data);
+	u64 efer;
+
+	if (sd->enabled)
+		return;
+	rdmsrl(MSR_EFER, efer);
+	if (efer & EFER_SVME) {
+		/* Someone else (kvm_amd) owns SVM on this CPU. */
+		atomic_inc(busy);
+		return;
+	}
+	sd->saved_efer = efer;
+	rdmsrl(MSR_VM_HSAVE_PA, sd->saved_hsave);
+	wrmsrl(MSR_EFER, efer | EFER_SVME);
+	wrmsrl(MSR_VM_HSAVE_PA, page_to_phys(sd->hsave));
+	sd->max_asid = okvm_nr_asids - 1;
+	/* Force a new generation, hence a full flush, on the first entry. */
+	sd->next_asid = sd->max_asid + 1;
+	sd->asid_generation++;
+	sd->last_vcpu = NULL;
+	sd->enabled = true;
+}
+
+static void okvm_svm_disable_cpu(void *unused)
+{
+	struct okvm_svm_cpu *sd = this_cpu_ptr(&okvm_svm_cpu_data);
+	u64 efer;
+
+	if (!sd->enabled)
+		return;
+	wrmsrl(MSR_VM_HSAVE_PA, sd->saved_hsave);
+	rdmsrl(MSR_EFER, efer);
+	wrmsrl(MSR_EFER, (efer & ~EFER_SVME) | (sd->saved_efer & EFER_SVME));
+	sd->enabled = false;
+	sd->last_vcpu = NULL;
+}
+
+static int okvm_svm_cpu_online(unsigned int cpu)
+{
+	struct okvm_svm_cpu *sd = per_cpu_ptr(&okvm_svm_cpu_data, cpu);
+	unsigned long flags;
+	u64 efer;
+
+	local_irq_save(flags);
+	rdmsrl(MSR_EFER, efer);
+	/*
+	 * A flag left set when the CPU died with SVM on (a vCPU that ran there
+	 * after the offline callback) is stale: the CPU was reset since.
+	 */
+	if (sd->enabled && !(efer & EFER_SVME)) {
+		sd->enabled = false;
+		sd->last_vcpu = NULL;
+	}
+	local_irq_restore(flags);
+	return 0;
+}
+
+static int okvm_svm_cpu_offline(unsigned int cpu)
+{
+	unsigned long flags;
+
+	local_irq_save(flags);
+	okvm_svm_disable_cpu(NULL);
+	local_irq_restore(flags);
+	return 0;
+}
+
 /**
  * okvm_svm_hardware_setup - probe SVM and allocate global state
  *
@@ -78,7 +156,7 @@ int okvm_svm_hardware_setup(void)
 	u32 eax, ebx, ecx, edx;
 	u64 vm_cr;
 	u8 *msrpm;
-	int cpu, i;
+	int cpu, i, r;
 
 	if (!boot_cpu_has(X86_FEATURE_SVM)) {
 		pr_err("onekvm: CPU has no AMD SVM\n");
@@ -121,6 +199,11 @@ int okvm_svm_hardware_setup(void)
 		if (!sd->hsave || !sd->host_vmcb)
 			goto nomem;
 	}
+	r = cpuhp_setup_state_nocalls(CPUHP_AP_ONLINE_DYN, "x86/onekvm:online",
+				      okvm_svm_cpu_online, okvm_svm_cpu_offline);
+	if (r < 0)
+		goto fail;
+	okvm_cpuhp_state = r;
 	pr_info("onekvm: AMD SVM, %u ASIDs, features %#x%s%s\n",
 		okvm_nr_asids, edx,
 		(edx & OKVM_SVM_NRIPS) ? ", nrips" : "",
@@ -128,8 +211,10 @@ int okvm_svm_hardware_setup(void)
 	return 0;
 
 nomem:
+	r = -ENOMEM;
+fail:
 	okvm_svm_hardware_unsetup();
-	return -ENOMEM;
+	return r;
 }
 
 /**
@@ -137,6 +222,14 @@ nomem:
  */
 void okvm_svm_hardware_unsetup(void)
 {
+	if (okvm_cpuhp_state > 0)
+		cpuhp_remove_state_nocalls(okvm_cpuhp_state);
+	okvm_cpuhp_state = 0;
+	/*
+	 * No VM exists at unload, so no CPU should be enabled; make sure no
+	 * MSR_VM_HSAVE_PA is left pointing at the pages freed below.
+	 */
+	okvm_svm_hardware_disable();
 	okvm_svm_free_cpu_pages();
 	if (okvm_iopm_pages)
 		__free_pages(okvm_iopm_pages, OKVM_IOPM_ORDER);
@@ -144,45 +237,6 @@ void okvm_svm_hardware_unsetup(void)
 		__free_pages(okvm_msrpm_pages, OKVM_MSRPM_ORDER);
 	okvm_iopm_pages = NULL;
 	okvm_msrpm_pages = NULL;
-}
-
-static void okvm_svm_enable_cpu(void *busy)
-{
-	struct okvm_svm_cpu *sd = this_cpu_ptr(&okvm_svm_cpu_data);
-	u64 efer;
-
-	if (sd->enabled)
-		return;
-	rdmsrl(MSR_EFER, efer);
-	if (efer & EFER_SVME) {
-		/* Someone else (kvm_amd) owns SVM on this CPU. */
-		atomic_inc(busy);
-		return;
-	}
-	sd->saved_efer = efer;
-	rdmsrl(MSR_VM_HSAVE_PA, sd->saved_hsave);
-	wrmsrl(MSR_EFER, efer | EFER_SVME);
-	wrmsrl(MSR_VM_HSAVE_PA, page_to_phys(sd->hsave));
-	sd->max_asid = okvm_nr_asids - 1;
-	/* Force a new generation, hence a full flush, on the first entry. */
-	sd->next_asid = sd->max_asid + 1;
-	sd->asid_generation++;
-	sd->last_vcpu = NULL;
-	sd->enabled = true;
-}
-
-static void okvm_svm_disable_cpu(void *unused)
-{
-	struct okvm_svm_cpu *sd = this_cpu_ptr(&okvm_svm_cpu_data);
-	u64 efer;
-
-	if (!sd->enabled)
-		return;
-	wrmsrl(MSR_VM_HSAVE_PA, sd->saved_hsave);
-	rdmsrl(MSR_EFER, efer);
-	wrmsrl(MSR_EFER, (efer & ~EFER_SVME) | (sd->saved_efer & EFER_SVME));
-	sd->enabled = false;
-	sd->last_vcpu = NULL;
 }
 
 /**
