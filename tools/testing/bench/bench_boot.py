@@ -7,6 +7,8 @@ not apply).  The guest is the running L1 kernel's bzImage with the VMM's
 busybox initramfs, whose /init runs `true` and powers off; a boot counts
 only if the command exits 0 after init said so.
 
+Each row is sampled --boot-repeat times per device, interleaved.
+
 BOOT is the hook: an entry's argv is a template; {dev} is the device node,
 {kernel} the bzImage, {initrd} the initramfs, {py} the rig's Python
 launcher ($VMTEST_PY, else python3).  An entry with argv None prints n/a.
@@ -97,5 +99,7 @@ def boot_seconds(template: Optional[str], devices: tuple[str, ...], dev: Device)
 def rows(args: argparse.Namespace) -> list[Row]:
     if getattr(args, "no_boot", False):
         return []
-    return [Row(b["name"], "s", lambda d, b=b: boot_seconds(b["argv"], b["devices"], d), higher_is_better=False)
+    n = getattr(args, "boot_repeat", 1)
+    return [Row(b["name"], "s", lambda d, b=b: boot_seconds(b["argv"], b["devices"], d), higher_is_better=False,
+                repeat=n)
             for b in BOOT]
