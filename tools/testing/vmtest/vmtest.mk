@@ -42,5 +42,7 @@ run: $(VMTEST_DEPS)
 		-- $(or $(CMD),$(VMTEST_GUEST_PY) -m onekvm run) $(ARGS)
 
 bench: $(VMTEST_DEPS)
+	@echo "# host load average before: $$(cut -d' ' -f1-3 /proc/loadavg)"
 	$(VMTEST_PYTHON) $(VMTEST) $(vmtest_opts) --hv both \
 		-- $(or $(CMD),$(VMTEST_GUEST_PY) tools/testing/bench/run.py) $(ARGS)
+	@echo "# host load average after: $$(cut -d' ' -f1-3 /proc/loadavg)"
