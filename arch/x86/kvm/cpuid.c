@@ -5,17 +5,21 @@
  * the table userspace set with KVM_SET_CPUID2 (zeros for absent leaves,
  * as AMD CPUs do).
  *
- * Not offered: SVM/VMX (no nested virtualization), XSAVE and what needs
- * it (AVX, ...; the guest runs with the host's XCR0 and FXSAVE state),
- * x2APIC and the TSC deadline timer (no in-kernel APIC), MONITOR/MWAIT,
- * RDTSCP/RDPID (TSC_AUX is not switched), PCID/INVPCID are kept (nested
- * paging makes them native), machine check architecture, perf counters,
- * speculation-control MSRs, topology extensions.
+ * XSAVE with x87, SSE and AVX state (the guest's XCR0 is loaded around
+ * VMRUN, its AVX registers live in the guest fpstate) when the host has it;
+ * OSXSAVE follows the guest's CR4 and leaf 0xD.0:EBX its XCR0. PCID/INVPCID
+ * are kept (nested paging makes them native). Not offered: SVM/VMX (no
+ * nested virtualization), AVX-512, MPX, PKU, XSAVES/XSAVEC (no compacted
+ * format, no IA32_XSS), x2APIC and the TSC deadline timer (no in-kernel
+ * APIC), MONITOR/MWAIT, RDTSCP/RDPID (TSC_AUX is not switched), machine
+ * check architecture, perf counters, speculation-control MSRs, topology
+ * extensions.
  */
 #include <linux/kernel.h>
 #include <linux/slab.h>
 #include <linux/uaccess.h>
 #include <asm/processor.h>
+#include <asm/fpu/types.h>
 #include "x86.h"
 
 #define F(bit)	BIT(bit)
@@ -29,6 +33,10 @@ static const u32 okvm_1_edx =
 static const u32 okvm_1_ecx =
 	F(0) | F(1) | F(9) | F(13) | F(17) | F(19) | F(20) | F(22) | F(23) |
 	F(25) | F(30);
+/* CPUID.1:ECX with AVX state: FMA, AVX, F16C (XSAVE is bit 26) */
+static const u32 okvm_1_ecx_avx = F(12) | F(28) | F(29);
+/* CPUID.7.0:EBX with AVX state: AVX2 */
+static const u32 okvm_7_ebx_avx = F(5);
 /* CPUID.7.0:EBX */
 static const u32 okvm_7_ebx =
 	F(0) | F(3) | F(7) | F(8) | F(9) | F(10) | F(18) | F(19) | F(20) |
@@ -44,6 +52,8 @@ static const u32 okvm_e1_ecx =
 
 static void okvm_cpuid_fill(struct kvm_cpuid_entry2 *e, u32 func, u32 idx)
 {
+	u32 ecx_ok;
+
 	memset(e, 0, sizeof(*e));
 	e->function = func;
 	e->index = idx;
@@ -51,11 +61,16 @@ static void okvm_cpuid_fill(struct kvm_cpuid_entry2 *e, u32 func, u32 idx)
 
 	switch (func) {
 	case 0:
-		e->eax = min(e->eax, 7U);
+		e->eax = min(e->eax, okvm_supported_xcr0 ? 0xdU : 7U);
 		break;
 	case 1:
 		e->ebx &= 0x0000ffff;	/* no APIC id, no HT count */
-		e->ecx = (e->ecx & okvm_1_ecx) | F(31);
+		ecx_ok = okvm_1_ecx;
+		if (okvm_supported_xcr0)
+			ecx_ok |= F(26);
+		if (okvm_supported_xcr0 & XFEATURE_MASK_YMM)
+			ecx_ok |= okvm_1_ecx_avx;
+		e->ecx = (e->ecx & ecx_ok) | F(31);
 		e->edx &= okvm_1_edx;
 		break;
 	case 6:
@@ -67,9 +82,26 @@ static void okvm_cpuid_fill(struct kvm_cpuid_entry2 *e, u32 func, u32 idx)
 	case 7:
 		e->flags = KVM_CPUID_FLAG_SIGNIFCANT_INDEX;
 		e->eax = 0;
-		e->ebx &= okvm_7_ebx;
+		e->ebx &= okvm_7_ebx |
+			  ((okvm_supported_xcr0 & XFEATURE_MASK_YMM) ?
+			   okvm_7_ebx_avx : 0);
 		e->ecx = 0;
 		e->edx = 0;
+		break;
+	case 0xd:
+		e->flags = KVM_CPUID_FLAG_SIGNIFCANT_INDEX;
+		if (idx == 0) {
+			e->eax = (u32)okvm_supported_xcr0;
+			e->edx = okvm_supported_xcr0 >> 32;
+			e->ebx = okvm_xstate_size(XFEATURE_MASK_FPSSE);
+			e->ecx = okvm_xstate_size(okvm_supported_xcr0);
+		} else if (idx == 1) {
+			e->eax &= F(0);	/* XSAVEOPT only */
+			e->ebx = 0;
+			e->ecx = 0;
+			e->edx = 0;
+		}
+		/* idx 2 (AVX): size and offset as the host reports them. */
 		break;
 	case 0x80000000:
 		e->eax = min(e->eax, 0x80000008U);
@@ -123,13 +155,18 @@ static int okvm_supported_cpuid(struct kvm_cpuid_entry2 *out, int max)
 	for (i = 0; i < ARRAY_SIZE(basic) && n < max; i++)
 		if (basic[i] <= max_basic)
 			okvm_cpuid_fill(&out[n++], basic[i], 0);
+	if (okvm_supported_xcr0 && max_basic >= 0xd) {
+		for (i = 0; i < 3 && n < max; i++)
+			if (i < 2 || (okvm_supported_xcr0 & BIT_ULL(i)))
+				okvm_cpuid_fill(&out[n++], 0xd, i);
+	}
 	for (i = 0; i < ARRAY_SIZE(ext) && n < max; i++)
 		if (ext[i] <= max_ext)
 			okvm_cpuid_fill(&out[n++], ext[i], 0);
 	return n;
 }
 
-#define OKVM_SUPPORTED_MAX	16
+#define OKVM_SUPPORTED_MAX	20
 
 /**
  * okvm_dev_get_supported_cpuid - KVM_GET_SUPPORTED_CPUID
@@ -219,7 +256,42 @@ int okvm_emulate_cpuid(struct okvm_vcpu *vcpu)
 {
 	u32 func = okvm_reg_read(vcpu, OKVM_RAX);
 	u32 idx = okvm_reg_read(vcpu, OKVM_RCX);
-	const struct kvm_cpuid_entry2 *e, *found = NULL;
+	const struct kvm_cpuid_entry2 *found = okvm_find_cpuid(vcpu, func, idx);
+	u32 eax = 0, ebx = 0, ecx = 0, edx = 0;
+
+	if (found) {
+		eax = found->eax;
+		ebx = found->ebx;
+		ecx = found->ecx;
+		edx = found->edx;
+	}
+	/* What the CPU computes from the current state. */
+	if (func == 1) {
+		ecx &= ~F(27);
+		if (okvm_x86_ops->get_cr(vcpu, 4) & X86_CR4_OSXSAVE)
+			ecx |= F(27);
+	} else if (func == 0xd && idx == 0 && found) {
+		ebx = okvm_xstate_size(vcpu->arch.xcr0);
+	}
+	okvm_reg_write(vcpu, OKVM_RAX, eax);
+	okvm_reg_write(vcpu, OKVM_RBX, ebx);
+	okvm_reg_write(vcpu, OKVM_RCX, ecx);
+	okvm_reg_write(vcpu, OKVM_RDX, edx);
+	return OKVM_EXIT_HANDLED;
+}
+
+/**
+ * okvm_find_cpuid - the KVM_SET_CPUID2 entry for a leaf
+ * @vcpu: the vCPU
+ * @func: leaf (EAX)
+ * @idx: subleaf (ECX), for entries with KVM_CPUID_FLAG_SIGNIFCANT_INDEX
+ *
+ * Return: the entry, or NULL.
+ */
+const struct kvm_cpuid_entry2 *okvm_find_cpuid(struct okvm_vcpu *vcpu,
+					       u32 func, u32 idx)
+{
+	const struct kvm_cpuid_entry2 *e;
 	int i;
 
 	for (i = 0; i < vcpu->arch.cpuid_nent; i++) {
@@ -229,12 +301,7 @@ int okvm_emulate_cpuid(struct okvm_vcpu *vcpu)
 		if ((e->flags & KVM_CPUID_FLAG_SIGNIFCANT_INDEX) &&
 		    e->index != idx)
 			continue;
-		found = e;
-		break;
+		return e;
 	}
-	okvm_reg_write(vcpu, OKVM_RAX, found ? found->eax : 0);
-	okvm_reg_write(vcpu, OKVM_RBX, found ? found->ebx : 0);
-	okvm_reg_write(vcpu, OKVM_RCX, found ? found->ecx : 0);
-	okvm_reg_write(vcpu, OKVM_RDX, found ? found->edx : 0);
-	return OKVM_EXIT_HANDLED;
+	return NULL;
 }

@@ -15,10 +15,18 @@
 #include <asm/fpu/api.h>
 #include <asm/fpu/types.h>
 #include <asm/fpu/xstate.h>
+#include <asm/fpu/xcr.h>
 #include <onekvm/compat.h>
 #include "x86.h"
 
 const struct okvm_x86_ops *okvm_x86_ops;
+/* The host's XCR0 (constant) and the part of it guests may enable. */
+u64 okvm_host_xcr0;
+u64 okvm_supported_xcr0;
+
+/* Guest state components onekvm switches: x87, SSE and AVX. */
+#define OKVM_XCR0_SWITCHED	(XFEATURE_MASK_FP | XFEATURE_MASK_SSE | \
+				 XFEATURE_MASK_YMM)
 
 /**
  * okvm_arch_init - module load: pick and probe the vendor backend
@@ -31,6 +39,14 @@ int okvm_arch_init(void)
 	    boot_cpu_data.x86_vendor != X86_VENDOR_HYGON) {
 		pr_err("onekvm: only AMD SVM is supported\n");
 		return -ENODEV;
+	}
+	if (boot_cpu_has(X86_FEATURE_XSAVE) && boot_cpu_has(X86_FEATURE_OSXSAVE)) {
+		okvm_host_xcr0 = xgetbv(XCR_XFEATURE_ENABLED_MASK);
+		okvm_supported_xcr0 = okvm_host_xcr0 & OKVM_XCR0_SWITCHED;
+		/* AVX needs SSE; without x87+SSE offer no XSAVE at all. */
+		if ((okvm_supported_xcr0 & XFEATURE_MASK_FPSSE) !=
+		    XFEATURE_MASK_FPSSE)
+			okvm_supported_xcr0 = 0;
 	}
 	okvm_x86_ops = &okvm_svm_ops;
 	return okvm_x86_ops->hardware_setup();
@@ -84,6 +100,8 @@ int okvm_arch_check_extension(struct okvm *kvm, long ext)
 	case KVM_CAP_READONLY_MEM:
 	case KVM_CAP_INTERNAL_ERROR_DATA:
 		return 1;
+	case KVM_CAP_XCRS:
+		return !!okvm_supported_xcr0;
 	default:
 		return 0;
 	}
@@ -194,6 +212,7 @@ static void okvm_vcpu_reset(struct okvm_vcpu *vcpu)
 	a->dr7 = 0x400;
 	a->mp_state = KVM_MP_STATE_RUNNABLE;
 	a->kvmclock_msr = 0;
+	a->xcr0 = XFEATURE_MASK_FP;
 	okvm_msr_reset(vcpu);
 	okvm_emul_reset(vcpu);
 	okvm_x86_ops->vcpu_reset(vcpu);
@@ -411,12 +430,18 @@ static int okvm_set_sregs(struct okvm_vcpu *vcpu, struct kvm_sregs *s)
 	return 0;
 }
 
-/* Guest FPU state as a standard-format XSAVE image (x87 and SSE). */
+/* The state components KVM_GET/SET_XSAVE carry: x87, SSE (+ AVX). */
+static u64 okvm_uabi_xfeatures(void)
+{
+	return okvm_supported_xcr0 | XFEATURE_MASK_FPSSE;
+}
+
+/* Guest FPU state as a standard-format XSAVE image. */
 static int okvm_get_xsave(struct okvm_vcpu *vcpu, struct kvm_xsave *x)
 {
 	memset(x, 0, sizeof(*x));
 	fpu_copy_guest_fpstate_to_uabi(&vcpu->arch.guest_fpu, x->region,
-				       sizeof(x->region), XFEATURE_MASK_FPSSE,
+				       sizeof(x->region), okvm_uabi_xfeatures(),
 				       0);
 	return 0;
 }
@@ -426,8 +451,107 @@ static int okvm_set_xsave(struct okvm_vcpu *vcpu, const struct kvm_xsave *x)
 	u32 pkru = 0;
 
 	return fpu_copy_uabi_to_guest_fpstate(&vcpu->arch.guest_fpu,
-					      x->region, XFEATURE_MASK_FPSSE,
+					      x->region, okvm_uabi_xfeatures(),
 					      &pkru);
+}
+
+/**
+ * okvm_xstate_size - size of the standard-format XSAVE area for @xcr0
+ * @xcr0: enabled state components (x87, SSE, AVX at most)
+ *
+ * Return: bytes, as CPUID.0xD.0:EBX reports them for that XCR0.
+ */
+u32 okvm_xstate_size(u64 xcr0)
+{
+	u32 size = 512 + 64, eax, ebx, ecx, edx;
+
+	if (xcr0 & XFEATURE_MASK_YMM) {
+		cpuid_count(0xd, XFEATURE_YMM, &eax, &ebx, &ecx, &edx);
+		size = max(size, ebx + eax);
+	}
+	return size;
+}
+
+/**
+ * okvm_guest_supported_xcr0 - XCR0 bits the guest may set
+ * @vcpu: the vCPU
+ *
+ * Return: what its CPUID leaf 0xD.0 (KVM_SET_CPUID2) lists and onekvm
+ * switches, plus x87, which is always valid.
+ */
+u64 okvm_guest_supported_xcr0(struct okvm_vcpu *vcpu)
+{
+	const struct kvm_cpuid_entry2 *e = okvm_find_cpuid(vcpu, 0xd, 0);
+	u64 mask = 0;
+
+	if (e)
+		mask = ((u64)e->edx << 32 | e->eax) & okvm_supported_xcr0;
+	return mask | XFEATURE_MASK_FP;
+}
+
+/**
+ * okvm_set_xcr0 - XSETBV and KVM_SET_XCRS: validate and set the guest XCR0
+ * @vcpu: the vCPU
+ * @xcr0: the new value
+ *
+ * Return: 0, or -EINVAL for a value the CPU would refuse with #GP.
+ */
+int okvm_set_xcr0(struct okvm_vcpu *vcpu, u64 xcr0)
+{
+	if (!(xcr0 & XFEATURE_MASK_FP))
+		return -EINVAL;
+	if ((xcr0 & XFEATURE_MASK_YMM) && !(xcr0 & XFEATURE_MASK_SSE))
+		return -EINVAL;
+	if (xcr0 & ~okvm_guest_supported_xcr0(vcpu))
+		return -EINVAL;
+	vcpu->arch.xcr0 = xcr0;
+	return 0;
+}
+
+static long okvm_ioctl_get_xcrs(struct okvm_vcpu *vcpu, void __user *argp)
+{
+	struct kvm_xcrs *x;
+	long r = 0;
+
+	x = kzalloc(sizeof(*x), GFP_KERNEL);
+	if (!x)
+		return -ENOMEM;
+	if (okvm_supported_xcr0) {
+		x->nr_xcrs = 1;
+		x->xcrs[0].xcr = XCR_XFEATURE_ENABLED_MASK;
+		x->xcrs[0].value = vcpu->arch.xcr0;
+	}
+	if (copy_to_user(argp, x, sizeof(*x)))
+		r = -EFAULT;
+	kfree(x);
+	return r;
+}
+
+/* As upstream: unknown XCR indices are ignored, a bad XCR0 is -EINVAL. */
+static long okvm_ioctl_set_xcrs(struct okvm_vcpu *vcpu, void __user *argp)
+{
+	struct kvm_xcrs *x;
+	long r = 0;
+	u32 i;
+
+	if (!okvm_supported_xcr0)
+		return -EINVAL;
+	x = memdup_user(argp, sizeof(*x));
+	if (IS_ERR(x))
+		return PTR_ERR(x);
+	if (x->nr_xcrs > KVM_MAX_XCRS || x->flags) {
+		r = -EINVAL;
+		goto out;
+	}
+	for (i = 0; i < x->nr_xcrs; i++) {
+		if (x->xcrs[i].xcr == XCR_XFEATURE_ENABLED_MASK) {
+			r = okvm_set_xcr0(vcpu, x->xcrs[i].value);
+			break;
+		}
+	}
+out:
+	kfree(x);
+	return r;
 }
 
 static long okvm_ioctl_get_fpu(struct okvm_vcpu *vcpu, void __user *argp)
@@ -619,6 +743,10 @@ long okvm_arch_vcpu_ioctl(struct okvm_vcpu *vcpu, unsigned int ioctl,
 		return okvm_ioctl_xsave(vcpu, argp, false);
 	case KVM_SET_XSAVE:
 		return okvm_ioctl_xsave(vcpu, argp, true);
+	case KVM_GET_XCRS:
+		return okvm_ioctl_get_xcrs(vcpu, argp);
+	case KVM_SET_XCRS:
+		return okvm_ioctl_set_xcrs(vcpu, argp);
 	case KVM_GET_MSRS:
 		return okvm_vcpu_get_msrs(vcpu, argp);
 	case KVM_SET_MSRS:

@@ -113,6 +113,11 @@ enum okvm_event_type {
 };
 
 extern const struct okvm_x86_ops *okvm_x86_ops;
+extern u64 okvm_host_xcr0;
+extern u64 okvm_supported_xcr0;
+u64 okvm_guest_supported_xcr0(struct okvm_vcpu *vcpu);
+int okvm_set_xcr0(struct okvm_vcpu *vcpu, u64 xcr0);
+u32 okvm_xstate_size(u64 xcr0);
 extern struct okvm_x86_ops okvm_svm_ops;
 
 struct okvm_insn;
@@ -142,6 +147,8 @@ int okvm_vcpu_set_cpuid2(struct okvm_vcpu *vcpu,
 int okvm_vcpu_get_cpuid2(struct okvm_vcpu *vcpu,
 			 struct kvm_cpuid2 __user *ucpuid);
 int okvm_emulate_cpuid(struct okvm_vcpu *vcpu);
+const struct kvm_cpuid_entry2 *okvm_find_cpuid(struct okvm_vcpu *vcpu,
+					       u32 func, u32 idx);
 
 /* msr.c */
 int okvm_get_msr(struct okvm_vcpu *vcpu, u32 index, u64 *data, bool host);

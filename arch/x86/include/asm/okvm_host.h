@@ -84,6 +84,8 @@ struct okvm_event {
  * @rip: instruction pointer
  * @rflags: flags
  * @guest_fpu: guest FPU/XSAVE state, swapped with the host's around KVM_RUN
+ * @xcr0: the guest's XCR0 (XSETBV, KVM_SET_XCRS), loaded around VMRUN
+ *	while the guest has CR4.OSXSAVE
  * @cpuid: the table set by KVM_SET_CPUID2
  * @cpuid_nent: its number of entries
  * @apic_base: IA32_APIC_BASE as seen by the guest
@@ -114,6 +116,7 @@ struct okvm_vcpu_arch {
 	unsigned long rip;
 	unsigned long rflags;
 	struct fpu_guest guest_fpu;
+	u64 xcr0;
 	struct kvm_cpuid_entry2 *cpuid;
 	int cpuid_nent;
 	u64 apic_base;

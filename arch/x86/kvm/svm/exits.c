@@ -8,6 +8,7 @@
  */
 #include <linux/kernel.h>
 #include <asm/processor-flags.h>
+#include <asm/fpu/xcr.h>
 #include "svm.h"
 #include "../emulate.h"
 
@@ -254,12 +255,19 @@ static int svm_vmmcall(struct okvm_vcpu *vcpu)
 	return okvm_skip_instruction(vcpu, svm_next_rip(to_svm(vcpu)));
 }
 
-/* XSAVE is not offered: #UD without CR4.OSXSAVE, else no XCR0 is valid. */
+/* XSETBV: #UD without CR4.OSXSAVE; #GP at CPL > 0, for ECX != 0 or a bad XCR0. */
 static int svm_xsetbv(struct okvm_vcpu *vcpu)
 {
+	u32 idx = okvm_reg_read(vcpu, OKVM_RCX);
+	u64 val = (u64)(u32)okvm_reg_read(vcpu, OKVM_RDX) << 32 |
+		  (u32)okvm_reg_read(vcpu, OKVM_RAX);
+
 	if (!(okvm_x86_ops->get_cr(vcpu, 4) & X86_CR4_OSXSAVE))
 		return svm_ud(vcpu);
-	return svm_gp(vcpu);
+	if (okvm_x86_ops->get_cpl(vcpu) || idx != XCR_XFEATURE_ENABLED_MASK ||
+	    !okvm_supported_xcr0 || okvm_set_xcr0(vcpu, val))
+		return svm_gp(vcpu);
+	return svm_skip(vcpu);
 }
 
 static int svm_unexpected(struct okvm_vcpu *vcpu, u64 code)

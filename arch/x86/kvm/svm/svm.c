@@ -13,6 +13,7 @@
 #include <asm/msr-index.h>
 #include <asm/processor-flags.h>
 #include <asm/fpu/api.h>
+#include <asm/fpu/xcr.h>
 #include "svm.h"
 #include "vmenter_regs.h"
 
@@ -544,6 +545,7 @@ static int svm_vcpu_run(struct okvm_vcpu *vcpu)
 	struct okvm_svm_vcpu *svm = to_svm(vcpu);
 	struct okvm_vmcb *vmcb = svm->vmcb;
 	struct okvm_svm_cpu *sd;
+	bool guest_xcr0;
 	int cpu;
 
 	vmcb->save.rax = vcpu->arch.regs[OKVM_RAX];
@@ -586,9 +588,31 @@ static int svm_vcpu_run(struct okvm_vcpu *vcpu)
 	if (test_thread_flag(TIF_NEED_FPU_LOAD))
 		switch_fpu_return();
 
+	/*
+	 * The guest's XCR0 whenever it differs from the host's, whatever the
+	 * guest's CR4.OSXSAVE (CR4 writes do not exit, so a guest may set it
+	 * and XGETBV without an exit in between). VMRUN and #VMEXIT leave XCR0
+	 * alone, so after the exit the register holds the guest's: read it
+	 * back, since a CPU model that lets XSETBV through without its
+	 * intercept (QEMU TCG does) changed it behind our back. Interrupts
+	 * stay off until the host's is back: no kernel FPU use ever sees the
+	 * guest's.
+	 */
+	guest_xcr0 = okvm_supported_xcr0 &&
+		     vcpu->arch.xcr0 != okvm_host_xcr0;
+	if (guest_xcr0)
+		xsetbv(XCR_XFEATURE_ENABLED_MASK, vcpu->arch.xcr0);
+
 	okvm_clgi();
 	__okvm_svm_vmrun(svm->vmcb_pa, vcpu->arch.regs,
 			 page_to_phys(sd->host_vmcb));
+	if (okvm_supported_xcr0) {
+		u64 xcr0 = xgetbv(XCR_XFEATURE_ENABLED_MASK);
+
+		vcpu->arch.xcr0 = xcr0;
+		if (xcr0 != okvm_host_xcr0)
+			xsetbv(XCR_XFEATURE_ENABLED_MASK, okvm_host_xcr0);
+	}
 	/* Pending host NMIs are taken here. */
 	okvm_stgi();
 

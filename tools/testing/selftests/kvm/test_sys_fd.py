@@ -22,7 +22,7 @@ REQUIRED_CAPS = (
 # here together with the tests of its feature.
 ONEKVM_ALLOWED_CAPS = REQUIRED_CAPS + (
     "NR_VCPUS", "MAX_VCPUS", "MAX_VCPU_ID", "NR_MEMSLOTS", "ONEKVM_ABI_FINGERPRINT",
-    "INTR_SHADOW", "DEBUGREGS",
+    "INTR_SHADOW", "DEBUGREGS", "XCRS",
 )
 # Upstream x86 reports these unconditionally; onekvm has none of them.
 STOCK_ONLY_CAPS = ("IRQCHIP", "PIT2", "IOEVENTFD", "IRQFD", "COALESCED_MMIO", "SYNC_REGS",
