@@ -102,10 +102,12 @@ test: python
 VMTEST_DEPS := module python selftests-prebuild selftests-c
 selftests-prebuild: python
 	@$(PYTHON) tools/testing/selftests/kvm/prebuild >/dev/null
-# The C selftests (svm-dev: SVM ownership, smoke): vmtest runs every ELF in
-# build/KVER/selftests after pytest.
+# The C selftest of SVM ownership (svm-dev/okvm_hw): vmtest runs every ELF in
+# build/KVER/selftests after pytest. okvm_smoke stays a developer tool (its
+# many kvm_amd VMs make kvm.ko live-patch __schedule, which trips QEMU TCG's
+# "Oops: int3", see svm.rst); build it with the svm-dev Makefile.
 selftests-c: module
-	@$(MAKE) -s --no-print-directory -C tools/testing/selftests/kvm/svm-dev KVER=$(KVER)
+	@$(MAKE) -s --no-print-directory -C tools/testing/selftests/kvm/svm-dev KVER=$(KVER) PROGS=okvm_hw
 
 -include tools/testing/vmtest/vmtest.mk
 

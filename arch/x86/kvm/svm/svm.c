@@ -14,6 +14,7 @@
 #include <asm/processor-flags.h>
 #include <asm/fpu/api.h>
 #include <asm/fpu/xcr.h>
+#include <asm/debugreg.h>
 #include "svm.h"
 #include "vmenter_regs.h"
 
@@ -606,6 +607,12 @@ static int svm_vcpu_run(struct okvm_vcpu *vcpu)
 	okvm_clgi();
 	__okvm_svm_vmrun(svm->vmcb_pa, vcpu->arch.regs,
 			 page_to_phys(sd->host_vmcb));
+	/*
+	 * #VMEXIT disables the host's breakpoints (DR7): put them back when
+	 * the host has any (a debugger's or perf's watchpoints).
+	 */
+	if (hw_breakpoint_active())
+		hw_breakpoint_restore();
 	if (okvm_supported_xcr0) {
 		u64 xcr0 = xgetbv(XCR_XFEATURE_ENABLED_MASK);
 

@@ -179,6 +179,8 @@ def test_avx_state_kept_across_runs(dev: Device, make_guest: Callable[..., Guest
     """AVX state set with KVM_SET_XSAVE survives runs (into the registers
     and out) and the host's own FPU use between them."""
     off, _size = _avx_layout(dev, known_issue)
+    known_issue(("kvm_amd",), "in the QEMU TCG rig kvm_amd sometimes loses AVX upper halves across runs "
+                "(seen once in four runs on 6.12; onekvm keeps them)")
     g = make_guest(64)
     g.load(HLT)
     x = ffi.new("struct kvm_xcrs *")
