@@ -65,6 +65,7 @@ class Config:
     control: bool = True
     virtio: Any = None  # onekvm.virtio.VirtioOptions (issue #6), None for none
     kernel_cache: str = "off"  # bzImage: off | auto | use (boot/kcache.py)
+    coalesce: bool = True  # UART THR writes through the coalesced PIO ring when offered
 
 
 class Sink:
@@ -117,6 +118,8 @@ class Machine:
         self.virtio: Any = None
         self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self._pending_input = b""
+        self._ring: Any = None  # coalesced PIO ring (struct kvm_coalesced_mmio_ring *), when in use
+        self._ring_max = 0
         self._exit_names = {}
         self.system: System | None = None
         try:
@@ -209,6 +212,49 @@ class Machine:
             if i == 0:
                 self._setup_bsp(vcpu, lm)
             self.vcpus.append(VcpuState(vcpu))
+        if cfg.coalesce and sysm.has("COALESCED_PIO") and sysm.has("COALESCED_MMIO"):
+            self._setup_coalescing(self.vcpus[0].vcpu)
+
+    def _setup_coalescing(self, vcpu: Vcpu) -> None:
+        """Console output without an exit per byte: THR writes go to the ring.
+
+        Only port COM1_BASE is coalesced, i.e. THR (and DLL while DLAB is set).
+        The ring is drained, in order, before any exit is handled (so every
+        register access the guest makes afterwards sees those writes) and by
+        the event loop, so output leaves even while the guest does not exit.
+        The UART's reaction to a THR write (a THRE interrupt) comes at the next
+        drain; Linux's 8250 driver reads IIR/LSR after each burst, an exit.
+        """
+        ring = vcpu.coalesced_ring()
+        if ring is None:
+            return
+        self.vm.register_coalesced(uart.COM1_BASE, 1, pio=True)
+        self._ring_max = (4096 - ffi.sizeof("struct kvm_coalesced_mmio_ring")) // ffi.sizeof(
+            "struct kvm_coalesced_mmio"
+        )
+        self._ring = ring
+
+    def drain_coalesced(self) -> None:
+        """Apply the writes the hypervisor buffered in the coalesced ring, oldest first."""
+        ring = self._ring
+        if ring is None:
+            return
+        with self.lock:
+            first = ring.first
+            last = ring.last
+            if first >= self._ring_max or last >= self._ring_max:
+                return  # not a ring state the kernel writes: ignore rather than index out of the page
+            entries = ring.coalesced_mmio
+            while first != last:
+                e = entries[first]
+                n = min(int(e.len), 8)
+                value = int.from_bytes(ffi.buffer(e.data, n), "little")
+                if e.pio:
+                    self.io.write(int(e.phys_addr), n, value)
+                else:
+                    self.mmio.write(int(e.phys_addr), n, value)
+                first = (first + 1) % self._ring_max
+                ring.first = first
 
     def _add_devices(self, set_level: Any) -> None:
         io = self.io
@@ -355,6 +401,7 @@ class Machine:
         EXIT_HLT = lib.KVM_EXIT_HLT
         EXIT_INTR = lib.KVM_EXIT_INTR
         EXIT_WINDOW = lib.KVM_EXIT_IRQ_WINDOW_OPEN
+        ring = self._ring
         while True:
             if self.stopping:
                 return
@@ -377,6 +424,8 @@ class Machine:
             st.in_guest = False
             if self.immediate_exit:
                 run.immediate_exit = 0
+            if ring is not None and ring.first != ring.last:
+                self.drain_coalesced()
             if reason == EXIT_IO:
                 self._handle_io(vcpu)
             elif reason == EXIT_MMIO:
@@ -588,6 +637,7 @@ class Machine:
             if self.exit_status is None:
                 self.request_exit(ExitStatus.ERROR, "interrupted")
             self._join()
+            self.drain_coalesced()
             self.console.flush()
             self.console.restore()
             if self.control is not None:
@@ -615,20 +665,29 @@ class Machine:
     def _loop(self) -> None:
         sel = selectors.DefaultSelector()
         sel.register(self._wake_r, selectors.EVENT_READ, "wake")
+        console = self.console
+        # stdin is watched only while nothing typed is still waiting for the
+        # guest: input it has not taken yet is retried each FLUSH_INTERVAL.
+        # (Watching a readable stdin meanwhile, e.g. a pipe at EOF, would
+        # spin this thread and starve the vCPU threads of the GIL.)
+        stdin_watchable = console.in_fd is not None and not console.eof
         stdin_registered = False
-        if self.console.in_fd is not None and not self.console.eof:
-            try:
-                sel.register(self.console.in_fd, selectors.EVENT_READ, "stdin")
-                stdin_registered = True
-            except (ValueError, OSError, PermissionError):
-                pass  # e.g. a regular file: epoll refuses it; read it eagerly below
         if self.control is not None:
             sel.register(self.control.fileno(), selectors.EVENT_READ, "control")
-        regular_stdin = self.console.in_fd is not None and not stdin_registered and not self.console.eof
+        regular_stdin = False
         while not self.stopping:
-            if regular_stdin and not self._pending_input:
-                self.console.read_input(self._deliver_input)
-                regular_stdin = not self.console.eof
+            want_stdin = stdin_watchable and not console.eof and not self._pending_input
+            if want_stdin and not stdin_registered and not regular_stdin:
+                try:
+                    sel.register(console.in_fd, selectors.EVENT_READ, "stdin")
+                    stdin_registered = True
+                except (ValueError, OSError):
+                    regular_stdin = True  # e.g. a regular file: epoll refuses it; read it as the guest takes it
+            elif not want_stdin and stdin_registered:
+                sel.unregister(console.in_fd)
+                stdin_registered = False
+            if regular_stdin and want_stdin:
+                console.read_input(self._deliver_input)
             events = sel.select(FLUSH_INTERVAL)
             for key, _ in events:
                 if key.data == "wake":
@@ -637,19 +696,16 @@ class Machine:
                     except OSError:
                         pass
                 elif key.data == "stdin":
-                    if self._pending_input:
-                        continue
-                    self.console.read_input(self._deliver_input)
-                    if self.console.eof:
-                        sel.unregister(self.console.in_fd)
-                        stdin_registered = False
+                    console.read_input(self._deliver_input)
                 elif key.data == "control" and self.control is not None:
                     self.control.handle_ready()
-            if self.console.quit_requested:
+            if console.quit_requested:
                 self.request_exit(ExitStatus.POWEROFF, "quit from the console (Ctrl-A x)")
             if self._pending_input:
                 self._deliver_input(b"")
-            self.console.flush()
+            if self._ring is not None:
+                self.drain_coalesced()
+            console.flush()
         sel.close()
 
     def _deliver_input(self, data: bytes) -> None:
