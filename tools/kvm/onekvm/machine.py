@@ -64,7 +64,7 @@ class Config:
     stats: bool = False
     control: bool = True
     virtio: Any = None  # onekvm.virtio.VirtioOptions (issue #6), None for none
-    kernel_cache: str = "off"  # bzImage: off | auto | use (boot/kcache.py)
+    kernel_cache: str = "off"  # bzImage: off | auto | use (boot/kcache.py); the CLI's default is use
     coalesce: bool = True  # UART THR writes through the coalesced PIO ring when offered
 
 
