@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import selectors
 import signal
+import struct
 import threading
 import time
 from enum import IntEnum
@@ -35,6 +36,20 @@ if TYPE_CHECKING:
     from typing import Any
 
 KICK_SIGNAL = signal.SIGUSR1
+
+# kvm_run.io (direction u8, size u8, port u16, count u32, data_offset u64), read with one unpack.
+_IO_EXIT = struct.Struct("<BBHIQ")
+_IO_FIELDS = ("direction", "size", "port", "count", "data_offset")
+
+
+def _io_exit_offset() -> int:
+    """Where kvm_run.io starts; checks that its fields sit where _IO_EXIT expects them."""
+    at = [ffi.offsetof("struct kvm_run", "io", f) for f in _IO_FIELDS]
+    if [x - at[0] for x in at] != [0, 1, 2, 4, 8]:  # pragma: no cover - the ABI source fixes this layout
+        raise GuestError("struct kvm_run.io layout differs from the one machine.py unpacks")
+    return at[0]
+
+
 APIC_BASE_BSP = 1 << 8  # IA32_APIC_BASE: this is the boot processor (EN, bit 11, left clear)
 FLUSH_INTERVAL = 0.05
 
@@ -148,6 +163,7 @@ class Machine:
         self.system = sysm = System(cfg.device)
         self._exit_names = _exit_names()
         self._IO_OUT = lib.KVM_EXIT_IO_OUT
+        self._io_offset = _io_exit_offset()
 
         if cfg.irqchip == "auto":
             self.kernel_irqchip = bool(sysm.has("IRQCHIP"))
@@ -476,14 +492,11 @@ class Machine:
             st.parked = False
 
     def _handle_io(self, vcpu: Vcpu) -> None:
-        io = vcpu.run.io
-        port = io.port
-        size = io.size
-        count = io.count
-        off = io.data_offset
         view = vcpu.run_view
+        # One unpack instead of five cffi attribute reads: the most frequent exit.
+        direction, size, port, count, off = _IO_EXIT.unpack_from(view, self._io_offset)
         bus = self.io
-        out = io.direction == self._IO_OUT
+        out = direction == self._IO_OUT
         if count == 1:  # everything but rep ins/outs
             if out:
                 bus.write(port, size, view[off] if size == 1 else int.from_bytes(view[off : off + size], "little"))
