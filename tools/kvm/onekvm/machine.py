@@ -760,6 +760,7 @@ class Machine:
         if self.virtio is not None:
             self.virtio.close()  # device threads stop before guest memory goes
             self.virtio = None
+        self._ring = None  # points into a vCPU mapping that goes with the VM
         if getattr(self, "vm", None) is not None:
             self.vm.close()
             self.vm = None
