@@ -18,9 +18,12 @@ from __future__ import annotations
 
 import mmap
 import os
-from typing import Any, Optional, Union
 
 from onekvm._abi import ffi, lib
+
+TYPE_CHECKING = False  # typing is not imported at run time: start-up cost in the rig
+if TYPE_CHECKING:
+    from typing import Optional, Union
 
 __all__ = [
     "FINGERPRINT", "AbiMismatchError", "check_fingerprint", "ffi", "ioctl",
@@ -30,7 +33,7 @@ __all__ = [
 #: Fingerprint of the ABI these bindings were generated from.
 FINGERPRINT: int = lib.ONEKVM_ABI_FINGERPRINT
 
-CData = Any                         # a cffi pointer (ffi.new(...), ffi.cast(...))
+CData = object  # a cffi pointer (ffi.new(...), ffi.cast(...)); typing.Any for checkers
 _KVMIO: int = lib.KVMIO
 
 

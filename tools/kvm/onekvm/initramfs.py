@@ -19,12 +19,20 @@ from onekvm.record import record
 BUSYBOX_CANDIDATES = ("/bin/busybox", "/usr/bin/busybox")
 
 # The zero-argument `onekvm run` shares the host root as 9p tag "hostroot";
-# this /init loads the 9p modules it carries, mounts that root read-only with
-# a tmpfs for /tmp and /run, and gives a shell chrooted into it. Without the
-# share (or the modules) it falls back to the busybox shell of DEFAULT_INIT.
+# this /init loads the modules it carries (those of the booted kernel that
+# are not built in), mounts that root read-only with tmpfs on /tmp, /run and
+# /var/tmp, and gives a shell chrooted into it. Without the share (or the
+# modules) it falls back to the busybox shell of DEFAULT_INIT.
 ROOT_TAG = "hostroot"
-NINEP_MODULES = ("virtio_pci", "9pnet_virtio", "9p")
+NINEP_MODULES = ("virtio_pci", "9pnet", "9pnet_virtio", "9p")
+# Loaded too when the kernel has them: the other virtio devices `onekvm run` offers.
+EXTRA_MODULES = ("virtio_console", "virtio_blk", "virtio_rng", "virtio_net")
 
+# Inside the chroot the host's poweroff/reboot/halt would ask a service
+# manager that is not running ("Running in chroot, ignoring request"), so
+# forcing ones from the initramfs's busybox come first on PATH (under the
+# /run tmpfs). The shell is not a login shell: Debian's /etc/profile would
+# put the host's PATH back in front.
 HOSTROOT_INIT = """#!/bin/busybox sh
 /bin/busybox --install -s /bin
 export PATH=/bin:/sbin:/usr/bin:/usr/sbin
@@ -32,21 +40,30 @@ mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev 2>/dev/null
 for m in $(cat /lib/onekvm-modules 2>/dev/null); do insmod /lib/modules/$m.ko 2>/dev/null; done
-if mount -t 9p -o trans=virtio,version=9p2000.L,ro,msize=512000 %(tag)s /mnt 2>/dev/null; then
+if mount -t 9p -o trans=virtio,version=9p2000.L,ro,msize=512000 %(tag)s /mnt 2>/dev/null && [ -x /mnt/bin/sh ]; then
     mount -t proc proc /mnt/proc
     mount -t sysfs sysfs /mnt/sys
     mount -t devtmpfs devtmpfs /mnt/dev
-    mkdir -p /mnt/dev/pts 2>/dev/null && mount -t devpts devpts /mnt/dev/pts 2>/dev/null
+    mount -t devpts devpts /mnt/dev/pts 2>/dev/null
     for d in /tmp /run /var/tmp; do [ -d /mnt$d ] && mount -t tmpfs tmpfs /mnt$d; done
-    echo "onekvm: host root (read-only) over 9p; 'poweroff -f' or exit to power off"
+    tools=/run/onekvm
+    if mkdir -p /mnt$tools && cp /bin/busybox /mnt$tools/busybox; then
+        for c in poweroff reboot halt; do
+            printf '#!%%s/busybox sh\\nsync\\nexec %%s/busybox %%s -f\\n' $tools $tools $c >/mnt$tools/$c
+            chmod 755 /mnt$tools/$c
+        done
+    fi
+    export PATH=$tools:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root
+    echo "onekvm: host root (read-only) over 9p; 'poweroff' or exit to power off"
     if [ $# -gt 0 ]; then
         chroot /mnt "$@"
         echo "onekvm-init: command exited with status $?"
     else
-        setsid cttyhack chroot /mnt /bin/sh -l
+        setsid cttyhack chroot /mnt /bin/sh -i
     fi
     poweroff -f
 fi
+umount /mnt 2>/dev/null
 echo "onekvm: no 9p host root; busybox shell"
 exec /init.busybox "$@"
 """ % {"tag": ROOT_TAG}
@@ -168,17 +185,48 @@ def _modname(path: str) -> str:
     return name.replace("-", "_")
 
 
+def read_module(path: str) -> bytes | None:
+    """A module file as the plain ELF object busybox insmod loads; None when it cannot be unpacked here."""
+    with open(path, "rb") as f:
+        data = f.read()
+    if path.endswith(".ko"):
+        return data
+    try:
+        if path.endswith(".xz"):
+            return lzma.decompress(data)
+        if path.endswith(".gz"):
+            import gzip
+
+            return gzip.decompress(data)
+        if path.endswith(".zst"):
+            # No zstd in the standard library (before 3.14): the zstd tool, when installed.
+            import subprocess
+
+            zstd = shutil.which("zstd")
+            if zstd is None:
+                return None
+            p = subprocess.run([zstd, "-dcq"], input=data, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+            return p.stdout if p.returncode == 0 else None
+    except (lzma.LZMAError, OSError, EOFError):
+        return None
+    return None
+
+
 def build_hostroot(release: str | None, busybox: str | None = None) -> bytes:
-    """The zero-argument run's initramfs: 9p host root when it can, busybox shell otherwise."""
+    """The zero-argument run's initramfs: 9p host root when it can, busybox shell otherwise.
+
+    Carries the booted kernel's (release's) modules for 9p over virtio-pci and
+    the other virtio devices, dependencies first, unpacked on the host.
+    """
     files: dict[str, bytes] = {"init.busybox": DEFAULT_INIT.encode()}
     names = []
-    for path in module_files(release) if release else []:
-        with open(path, "rb") as f:
-            data = f.read()
-        if path.endswith(".xz"):
-            data = lzma.decompress(data)  # busybox insmod takes plain ELF objects
-        elif not path.endswith(".ko"):
-            continue  # zstd/gzip-compressed modules: not carried
+    for path in module_files(release, NINEP_MODULES + EXTRA_MODULES) if release else []:
+        try:
+            data = read_module(path)
+        except OSError:
+            data = None
+        if data is None:
+            continue  # the guest's insmod of what depends on it fails: the busybox-shell fallback
         files[f"lib/modules/{_modname(path)}.ko"] = data
         names.append(_modname(path))
     files["lib/onekvm-modules"] = "\n".join(names).encode() + b"\n"

@@ -26,6 +26,7 @@ else:
     _ABI_IMPORT_ERROR = None
 
 DEFAULT_DEVICES = ("/dev/onekvm", "/dev/kvm")
+PAGE_SIZE = 4096
 
 
 def require_abi() -> None:
@@ -225,6 +226,14 @@ class Vm:
         req.flags = flags
         _ioctl(self.fd, lib.KVM_IOEVENTFD, req)
 
+    def register_coalesced(self, addr: int, size: int, pio: bool) -> None:
+        """KVM_REGISTER_COALESCED_MMIO: writes to the zone go to the ring instead of exiting."""
+        zone = ffi.new("struct kvm_coalesced_mmio_zone *")
+        zone.addr = addr
+        zone.size = size
+        zone.pio = 1 if pio else 0
+        _ioctl(self.fd, lib.KVM_REGISTER_COALESCED_MMIO, zone)
+
     def create_vcpu(self, index: int) -> Vcpu:
         fd = _ioctl(self.fd, lib.KVM_CREATE_VCPU, index)
         vcpu = Vcpu(self, index, fd)
@@ -242,12 +251,16 @@ class Vcpu:
         self._KVM_INTERRUPT = lib.KVM_INTERRUPT
         self.mm, self.run = abi.map_kvm_run(fd, vm.system.vcpu_mmap_size())
         self.run_view = memoryview(self.mm)
+        self._ring_buf: Any = None
 
     _kvm_run = 0  # KVM_RUN, looked up once: the hot path
 
     def close(self) -> None:
         if self.fd >= 0:
             self.run = None
+            if self._ring_buf is not None:
+                ffi.release(self._ring_buf)
+                self._ring_buf = None
             self.run_view.release()
             self.mm.close()
             os.close(self.fd)
@@ -261,6 +274,14 @@ class Vcpu:
                 return lib.KVM_EXIT_INTR
             raise GuestError(f"vcpu{self.index}: KVM_RUN failed: {os.strerror(err)}")
         return self.run.exit_reason
+
+    def coalesced_ring(self) -> Any:
+        """The coalesced MMIO/PIO ring (page KVM_COALESCED_MMIO_PAGE_OFFSET of this mapping), or None."""
+        off = lib.KVM_COALESCED_MMIO_PAGE_OFFSET * PAGE_SIZE
+        if len(self.mm) < off + PAGE_SIZE:
+            return None
+        self._ring_buf = ffi.from_buffer(self.mm)  # kept: the pointer below borrows it
+        return ffi.cast("struct kvm_coalesced_mmio_ring *", ffi.cast("char *", self._ring_buf) + off)
 
     def get_regs(self) -> Any:
         regs = ffi.new("struct kvm_regs *")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import selectors
 import signal
+import struct
 import threading
 import time
 from enum import IntEnum
@@ -35,6 +36,20 @@ if TYPE_CHECKING:
     from typing import Any
 
 KICK_SIGNAL = signal.SIGUSR1
+
+# kvm_run.io (direction u8, size u8, port u16, count u32, data_offset u64), read with one unpack.
+_IO_EXIT = struct.Struct("<BBHIQ")
+_IO_FIELDS = ("direction", "size", "port", "count", "data_offset")
+
+
+def _io_exit_offset() -> int:
+    """Where kvm_run.io starts; checks that its fields sit where _IO_EXIT expects them."""
+    at = [ffi.offsetof("struct kvm_run", "io", f) for f in _IO_FIELDS]
+    if [x - at[0] for x in at] != [0, 1, 2, 4, 8]:  # pragma: no cover - the ABI source fixes this layout
+        raise GuestError("struct kvm_run.io layout differs from the one machine.py unpacks")
+    return at[0]
+
+
 APIC_BASE_BSP = 1 << 8  # IA32_APIC_BASE: this is the boot processor (EN, bit 11, left clear)
 FLUSH_INTERVAL = 0.05
 
@@ -64,7 +79,8 @@ class Config:
     stats: bool = False
     control: bool = True
     virtio: Any = None  # onekvm.virtio.VirtioOptions (issue #6), None for none
-    kernel_cache: str = "off"  # bzImage: off | auto | use (boot/kcache.py)
+    kernel_cache: str = "off"  # bzImage: off | auto | use (boot/kcache.py); the CLI's default is use
+    coalesce: bool = True  # UART THR writes through the coalesced PIO ring when offered
 
 
 class Sink:
@@ -117,6 +133,8 @@ class Machine:
         self.virtio: Any = None
         self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self._pending_input = b""
+        self._ring: Any = None  # coalesced PIO ring (struct kvm_coalesced_mmio_ring *), when in use
+        self._ring_max = 0
         self._exit_names = {}
         self.system: System | None = None
         try:
@@ -145,6 +163,7 @@ class Machine:
         self.system = sysm = System(cfg.device)
         self._exit_names = _exit_names()
         self._IO_OUT = lib.KVM_EXIT_IO_OUT
+        self._io_offset = _io_exit_offset()
 
         if cfg.irqchip == "auto":
             self.kernel_irqchip = bool(sysm.has("IRQCHIP"))
@@ -209,6 +228,49 @@ class Machine:
             if i == 0:
                 self._setup_bsp(vcpu, lm)
             self.vcpus.append(VcpuState(vcpu))
+        if cfg.coalesce and sysm.has("COALESCED_PIO") and sysm.has("COALESCED_MMIO"):
+            self._setup_coalescing(self.vcpus[0].vcpu)
+
+    def _setup_coalescing(self, vcpu: Vcpu) -> None:
+        """Console output without an exit per byte: THR writes go to the ring.
+
+        Only port COM1_BASE is coalesced, i.e. THR (and DLL while DLAB is set).
+        The ring is drained, in order, before any exit is handled (so every
+        register access the guest makes afterwards sees those writes) and by
+        the event loop, so output leaves even while the guest does not exit.
+        The UART's reaction to a THR write (a THRE interrupt) comes at the next
+        drain; Linux's 8250 driver reads IIR/LSR after each burst, an exit.
+        """
+        ring = vcpu.coalesced_ring()
+        if ring is None:
+            return
+        self.vm.register_coalesced(uart.COM1_BASE, 1, pio=True)
+        self._ring_max = (4096 - ffi.sizeof("struct kvm_coalesced_mmio_ring")) // ffi.sizeof(
+            "struct kvm_coalesced_mmio"
+        )
+        self._ring = ring
+
+    def drain_coalesced(self) -> None:
+        """Apply the writes the hypervisor buffered in the coalesced ring, oldest first."""
+        ring = self._ring
+        if ring is None:
+            return
+        with self.lock:
+            first = ring.first
+            last = ring.last
+            if first >= self._ring_max or last >= self._ring_max:
+                return  # not a ring state the kernel writes: ignore rather than index out of the page
+            entries = ring.coalesced_mmio
+            while first != last:
+                e = entries[first]
+                n = min(int(e.len), 8)
+                value = int.from_bytes(ffi.buffer(e.data, n), "little")
+                if e.pio:
+                    self.io.write(int(e.phys_addr), n, value)
+                else:
+                    self.mmio.write(int(e.phys_addr), n, value)
+                first = (first + 1) % self._ring_max
+                ring.first = first
 
     def _add_devices(self, set_level: Any) -> None:
         io = self.io
@@ -355,6 +417,7 @@ class Machine:
         EXIT_HLT = lib.KVM_EXIT_HLT
         EXIT_INTR = lib.KVM_EXIT_INTR
         EXIT_WINDOW = lib.KVM_EXIT_IRQ_WINDOW_OPEN
+        ring = self._ring
         while True:
             if self.stopping:
                 return
@@ -377,6 +440,8 @@ class Machine:
             st.in_guest = False
             if self.immediate_exit:
                 run.immediate_exit = 0
+            if ring is not None and ring.first != ring.last:
+                self.drain_coalesced()
             if reason == EXIT_IO:
                 self._handle_io(vcpu)
             elif reason == EXIT_MMIO:
@@ -427,14 +492,11 @@ class Machine:
             st.parked = False
 
     def _handle_io(self, vcpu: Vcpu) -> None:
-        io = vcpu.run.io
-        port = io.port
-        size = io.size
-        count = io.count
-        off = io.data_offset
         view = vcpu.run_view
+        # One unpack instead of five cffi attribute reads: the most frequent exit.
+        direction, size, port, count, off = _IO_EXIT.unpack_from(view, self._io_offset)
         bus = self.io
-        out = io.direction == self._IO_OUT
+        out = direction == self._IO_OUT
         if count == 1:  # everything but rep ins/outs
             if out:
                 bus.write(port, size, view[off] if size == 1 else int.from_bytes(view[off : off + size], "little"))
@@ -588,6 +650,7 @@ class Machine:
             if self.exit_status is None:
                 self.request_exit(ExitStatus.ERROR, "interrupted")
             self._join()
+            self.drain_coalesced()
             self.console.flush()
             self.console.restore()
             if self.control is not None:
@@ -615,20 +678,29 @@ class Machine:
     def _loop(self) -> None:
         sel = selectors.DefaultSelector()
         sel.register(self._wake_r, selectors.EVENT_READ, "wake")
+        console = self.console
+        # stdin is watched only while nothing typed is still waiting for the
+        # guest: input it has not taken yet is retried each FLUSH_INTERVAL.
+        # (Watching a readable stdin meanwhile, e.g. a pipe at EOF, would
+        # spin this thread and starve the vCPU threads of the GIL.)
+        stdin_watchable = console.in_fd is not None and not console.eof
         stdin_registered = False
-        if self.console.in_fd is not None and not self.console.eof:
-            try:
-                sel.register(self.console.in_fd, selectors.EVENT_READ, "stdin")
-                stdin_registered = True
-            except (ValueError, OSError, PermissionError):
-                pass  # e.g. a regular file: epoll refuses it; read it eagerly below
         if self.control is not None:
             sel.register(self.control.fileno(), selectors.EVENT_READ, "control")
-        regular_stdin = self.console.in_fd is not None and not stdin_registered and not self.console.eof
+        regular_stdin = False
         while not self.stopping:
-            if regular_stdin and not self._pending_input:
-                self.console.read_input(self._deliver_input)
-                regular_stdin = not self.console.eof
+            want_stdin = stdin_watchable and not console.eof and not self._pending_input
+            if want_stdin and not stdin_registered and not regular_stdin:
+                try:
+                    sel.register(console.in_fd, selectors.EVENT_READ, "stdin")
+                    stdin_registered = True
+                except (ValueError, OSError):
+                    regular_stdin = True  # e.g. a regular file: epoll refuses it; read it as the guest takes it
+            elif not want_stdin and stdin_registered:
+                sel.unregister(console.in_fd)
+                stdin_registered = False
+            if regular_stdin and want_stdin:
+                console.read_input(self._deliver_input)
             events = sel.select(FLUSH_INTERVAL)
             for key, _ in events:
                 if key.data == "wake":
@@ -637,19 +709,16 @@ class Machine:
                     except OSError:
                         pass
                 elif key.data == "stdin":
-                    if self._pending_input:
-                        continue
-                    self.console.read_input(self._deliver_input)
-                    if self.console.eof:
-                        sel.unregister(self.console.in_fd)
-                        stdin_registered = False
+                    console.read_input(self._deliver_input)
                 elif key.data == "control" and self.control is not None:
                     self.control.handle_ready()
-            if self.console.quit_requested:
+            if console.quit_requested:
                 self.request_exit(ExitStatus.POWEROFF, "quit from the console (Ctrl-A x)")
             if self._pending_input:
                 self._deliver_input(b"")
-            self.console.flush()
+            if self._ring is not None:
+                self.drain_coalesced()
+            console.flush()
         sel.close()
 
     def _deliver_input(self, data: bytes) -> None:
@@ -691,6 +760,7 @@ class Machine:
         if self.virtio is not None:
             self.virtio.close()  # device threads stop before guest memory goes
             self.virtio = None
+        self._ring = None  # points into a vCPU mapping that goes with the VM
         if getattr(self, "vm", None) is not None:
             self.vm.close()
             self.vm = None

@@ -166,9 +166,16 @@ def test_default_kernel_prefers_the_running_one(monkeypatch):
 
 def test_default_kernel_newest(monkeypatch):
     monkeypatch.setattr(cli.os.path, "exists", lambda p: False)
+    import glob
+
     monkeypatch.setattr(
-        cli.glob,
+        glob,
         "glob",
         lambda _p: ["/boot/vmlinuz-6.1.0-9-amd64", "/boot/vmlinuz-6.12.95", "/boot/vmlinuz-6.1.0-56-amd64"],
     )
     assert cli.default_kernel() == "/boot/vmlinuz-6.12.95"
+
+
+def test_kernel_cache_default_is_use_an_existing_entry():
+    args = cli.build_parser().parse_args(["run", "-k", "/boot/x"])
+    assert args.kernel_cache == "use"

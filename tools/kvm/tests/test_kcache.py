@@ -37,7 +37,7 @@ def test_extract_store_lookup(tmp_path, cache_dir):
     assert kcache.vmlinux_for(data) == guest
     path = kcache.lookup(data)
     assert path is not None and path.startswith(str(cache_dir))
-    assert kcache.vmlinux_for(data, create=False) == guest
+    assert bytes(kcache.vmlinux_for(data, create=False)) == guest  # the cached file, mapped
 
 
 def test_unknown_compression_falls_back(tmp_path):
@@ -65,3 +65,27 @@ def test_boot_the_cached_payload(tmp_path, kvm_dev):
     status, reason, out = run(str(k), kvm_dev, kernel_cache="auto")
     assert (status, out) == (0, b"hello from a tiny guest\n"), reason
     assert os.listdir(os.environ["ONEKVM_KERNEL_CACHE"])
+
+
+@pytest.mark.skipif(not kcache.shutil_which("zstd"), reason="no zstd tool on this host")
+def test_zstd_payload_with_kbuild_size_trailer(tmp_path):
+    """Debian's 6.12 bzImage: a zstd frame then the le32 unpacked size, decoded with the zstd tool."""
+    import subprocess
+
+    guest = open(tinyguest.build(tmp_path, tinyguest.HELLO), "rb").read()
+    frame = subprocess.run(["zstd", "-cq"], input=guest, stdout=subprocess.PIPE, check=True).stdout
+    payload = frame + struct.pack("<I", len(guest))
+    assert kcache.zstd_tool(payload) == guest
+    assert kcache.zstd_tool(frame + struct.pack("<I", len(guest) + 1)) is None  # size mismatch: not trusted
+    assert kcache.zstd_tool(b"\x28\xb5\x2f\xfd" + bytes(10)) is None
+
+
+def test_key_reads_size_head_and_tail_only():
+    big = bytes(range(256)) * 1024  # 256 KiB
+    k = kcache.key(big)
+    assert kcache.key(big[:-1] + b"\x00") != k  # the trailer (CRC32, size) differs
+    assert kcache.key(b"\x01" + big[1:]) != k  # the setup header differs
+    assert kcache.key(big + b"\x00") != k  # the size differs
+    middle = bytearray(big)
+    middle[len(big) // 2] ^= 1
+    assert kcache.key(bytes(middle)) == k  # not hashed: a lookup stays cheap

@@ -104,3 +104,46 @@ def test_sigterm_restores_the_terminal(tmp_path, kvm_dev):
     assert termios.tcgetattr(slave)[3] & termios.ICANON
     os.close(master)
     os.close(slave)
+
+
+def _noninteractive(tmp_path, kvm_dev, **popen) -> subprocess.CompletedProcess:
+    kernel = tinyguest.build(tmp_path, tinyguest.HELLO)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([TOOLS_KVM, *filter(None, [os.environ.get("PYTHONPATH")])]))
+    return subprocess.run(
+        [sys.executable, "-m", "onekvm", "run", "-k", kernel, "-m", "64", "--dev", kvm_dev, "--no-control"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env=env,
+        timeout=60,
+        **popen,
+    )
+
+
+def test_stdin_from_dev_null(tmp_path, kvm_dev):
+    """CI's `</dev/null`: EOF at once, the guest still runs to its poweroff, no traceback."""
+    p = _noninteractive(tmp_path, kvm_dev, stdin=subprocess.DEVNULL)
+    assert p.returncode == 0, p.stdout
+    assert p.stdout == b"hello from a tiny guest\n"
+
+
+def test_no_stdin_descriptor_at_all(tmp_path, kvm_dev):
+    """A runner that starts us with fd 0 closed."""
+    p = _noninteractive(tmp_path, kvm_dev, stdin=None, preexec_fn=lambda: os.close(0))
+    assert p.returncode == 0, p.stdout
+    assert p.stdout == b"hello from a tiny guest\n"
+
+
+def test_typed_input_before_the_guest_listens_then_eof(tmp_path, kvm_dev):
+    """Input written and closed before the guest's driver opens the port: delivered once it does, no spin."""
+    kernel = tinyguest.build(tmp_path, tinyguest.ECHO)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([TOOLS_KVM, *filter(None, [os.environ.get("PYTHONPATH")])]))
+    p = subprocess.run(
+        [sys.executable, "-m", "onekvm", "run", "-k", kernel, "-m", "64", "--dev", kvm_dev, "--no-control"],
+        input=b"typed early q",
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env=env,
+        timeout=60,
+    )
+    assert p.returncode == 0, p.stdout
+    assert p.stdout == b"typed early q"

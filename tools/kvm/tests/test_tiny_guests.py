@@ -59,6 +59,7 @@ def test_stats_count_exits(tmp_path, kvm_dev):
         device=kvm_dev,
         control=False,
         stats=True,
+        coalesce=False,
     )
     m = Machine(cfg, Console(in_fd=None, out_fd=w))
     try:
@@ -69,6 +70,40 @@ def test_stats_count_exits(tmp_path, kvm_dev):
         os.close(r)
     assert m.stats.exits["io"] >= 25
     assert m.stats.dev_calls["uart0"] == 24
+
+
+def test_coalesced_console_output_needs_no_exit_per_byte(tmp_path, kvm_dev):
+    """With KVM_CAP_COALESCED_PIO the THR writes wait in the ring; the poweroff exit drains them first."""
+    from onekvm.kvm import System
+
+    sysm = System(kvm_dev)
+    try:
+        offered = sysm.has("COALESCED_PIO")
+    finally:
+        sysm.close()
+    if not offered:
+        pytest.skip(f"{kvm_dev} does not offer KVM_CAP_COALESCED_PIO")
+    r, w = os.pipe()
+    cfg = Config(
+        kernel=tinyguest.build(tmp_path, tinyguest.HELLO),
+        cmdline="",
+        mem_mib=64,
+        device=kvm_dev,
+        control=False,
+        stats=True,
+    )
+    m = Machine(cfg, Console(in_fd=None, out_fd=w))
+    try:
+        status = m.run()
+    finally:
+        m.close()
+        os.close(w)
+    with os.fdopen(r, "rb") as f:
+        out = f.read()
+    assert status == ExitStatus.POWEROFF, m.exit_reason
+    assert out == b"hello from a tiny guest\n"
+    assert m.stats.dev_calls["uart0"] == 24
+    assert m.stats.exits["io"] < 24
 
 
 def test_string_io_many_bytes_per_exit(tmp_path, kvm_dev):

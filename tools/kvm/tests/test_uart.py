@@ -36,9 +36,15 @@ def test_each_byte_gives_a_fresh_edge():
     assert irq.history == [0, 1]
 
 
+def open_port(u):
+    """What Linux's serial8250 startup leaves: OUT2 (interrupts on the bus), then RLSI|RDI."""
+    u.write(uart.MCR, 1, uart.MCR_OUT2 | uart.MCR_DTR | uart.MCR_RTS)
+    u.write(uart.IER_DLM, 1, uart.IER_RLSI | uart.IER_RDI)
+
+
 def test_receive_raises_rdi_until_drained():
     u, irq, _ = make()
-    u.write(uart.IER_DLM, 1, uart.IER_RDI)
+    open_port(u)
     assert u.receive(b"ab") == 2
     assert irq.level == 1
     assert u.read(uart.LSR, 1) & uart.LSR_DR
@@ -52,13 +58,23 @@ def test_receive_raises_rdi_until_drained():
 def test_input_waits_until_the_driver_listens():
     u, _, _ = make()
     assert u.receive(b"early") == 0
-    u.write(uart.IER_DLM, 1, uart.IER_RDI)
+    open_port(u)
     assert u.receive(b"late") == 4
+
+
+def test_input_waits_through_the_autoconfig_probe():
+    """Linux's probe sets IER to 0x0F for a moment (OUT2 clear) and then resets the FIFO: no input then."""
+    u, _, _ = make()
+    u.write(uart.IER_DLM, 1, 0x0F)
+    assert u.receive(b"early") == 0
+    u.write(uart.IER_DLM, 1, 0)
+    open_port(u)
+    assert u.receive(b"x") == 1
 
 
 def test_receive_limit_applies_backpressure():
     u, _, _ = make()
-    u.write(uart.IER_DLM, 1, uart.IER_RDI)
+    open_port(u)
     assert u.receive(b"x" * (uart.RX_LIMIT + 10)) == uart.RX_LIMIT
     assert u.receive(b"y") == 0
     u.read(uart.RBR_THR_DLL, 1)

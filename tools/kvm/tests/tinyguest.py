@@ -146,6 +146,9 @@ def build(tmp_path: os.PathLike, source: str, name: str = "guest") -> str:
 # enabled but interrupts off) until it sees 'q', then powers off.
 ECHO = r"""
 _start:
+    mov $0x3fc, %dx
+    mov $0x0b, %al              # MCR: DTR | RTS | OUT2, as a driver opening the port sets it
+    outb %al, %dx
     mov $0x3f9, %dx
     mov $0x01, %al              # IER: receive interrupt on (the VMM feeds input once a driver listens)
     outb %al, %dx

@@ -20,7 +20,7 @@ KERNEL_VIRT_BASE = 0xFFFFFFFF80000000
 @record
 class Segment:
     paddr: int
-    data: bytes
+    data: bytes | memoryview  # a view into the file's bytes: a vmlinux is tens of MiB, copied once, into the guest
     memsz: int
 
 
@@ -38,11 +38,11 @@ class ElfKernel:
         return min(s.paddr for s in self.segments)
 
 
-def is_elf(data: bytes) -> bool:
-    return data[:4] == ELF_MAGIC
+def is_elf(data: bytes | memoryview) -> bool:
+    return bytes(data[:4]) == ELF_MAGIC
 
 
-def parse(data: bytes, name: str = "kernel") -> ElfKernel:
+def parse(data: bytes | memoryview, name: str = "kernel") -> ElfKernel:
     if len(data) < 64 or data[:4] != ELF_MAGIC:
         raise UserError(f"{name}: not an ELF file")
     if data[4] != ELFCLASS64 or data[5] != ELFDATA2LSB:
@@ -54,6 +54,7 @@ def parse(data: bytes, name: str = "kernel") -> ElfKernel:
     (e_phoff,) = struct.unpack_from("<Q", data, 32)
     e_phentsize, e_phnum = struct.unpack_from("<HH", data, 54)
     segments = []
+    view = memoryview(data)
     for i in range(e_phnum):
         off = e_phoff + i * e_phentsize
         if off + 56 > len(data):
@@ -65,7 +66,7 @@ def parse(data: bytes, name: str = "kernel") -> ElfKernel:
             continue
         if p_offset + p_filesz > len(data):
             raise UserError(f"{name}: truncated ELF segment")
-        segments.append(Segment(p_paddr, data[p_offset : p_offset + p_filesz], p_memsz))
+        segments.append(Segment(p_paddr, view[p_offset : p_offset + p_filesz], p_memsz))
     if not segments:
         raise UserError(f"{name}: ELF has no loadable segments")
     entry = e_entry - KERNEL_VIRT_BASE if e_entry >= KERNEL_VIRT_BASE else e_entry

@@ -76,7 +76,7 @@ class Uart:
         self.rx: deque[int] = deque()
         self.ier = 0
         self.lcr = 0x03
-        self.mcr = MCR_OUT2
+        self.mcr = 0  # as after reset: OUT2 clear until a driver opens the port
         self.lsr = LSR_THRE | LSR_TEMT
         self.msr = MSR_DCD | MSR_DSR | MSR_CTS
         self.scr = 0
@@ -104,10 +104,14 @@ class Uart:
     # -- host side -------------------------------------------------------
     def receive(self, data: bytes) -> int:
         """Queue input for the guest; returns how many bytes were taken."""
-        if self.mcr & MCR_LOOP or not self.ier & IER_RDI:
-            # Loopback disconnects the line, and until a driver enables the
-            # receive interrupt nobody reads: the input waits host-side
-            # instead of being flushed by the driver's FIFO reset at open.
+        if self.mcr & MCR_LOOP or not self.ier & IER_RDI or not self.mcr & MCR_OUT2:
+            # Loopback disconnects the line, and until a driver has the port
+            # open nobody reads: the input waits host-side instead of being
+            # flushed by the driver's FIFO reset at open. "Open" is the
+            # receive interrupt enabled with OUT2 set (on a PC, OUT2 connects
+            # the UART's interrupt to the bus): Linux's autoconfig probe sets
+            # IER to 0x0F for a moment with OUT2 clear, and its startup sets
+            # OUT2 first and IER_RDI last, after its final RX reads.
             return 0
         room = max(0, RX_LIMIT - len(self.rx))
         take = data[:room]

@@ -89,6 +89,7 @@ def run_onekvm(dev: str, initrd: str, *args: str, params: str = "quiet", timeout
         "-p",
         params,
         "--no-control",
+        *([] if "--kernel-cache" in args else ["--kernel-cache", "off"]),  # the bzImage path unless asked
         *args,
     ]
     t0 = time.monotonic()

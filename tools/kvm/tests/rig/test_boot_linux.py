@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
 
-import pytest
 from guest import MARK, run_onekvm
 
 # QEMU 7.2's TCG does not intercept XSETBV for nested guests, so L1's KVM
@@ -66,29 +66,45 @@ def test_reboot_has_its_own_status(dev, initrd):
     assert "reset" in r.output
 
 
-def test_zero_argument_run_gives_a_shell_on_the_serial_console(dev):
-    """`onekvm run` alone: the running kernel, a generated busybox initramfs, a shell reading ttyS0."""
-    # Known bug (issue 5 note): since the DSDT gained its PCI host bridge
-    # the guest (the running L1 kernel) reaches its busybox shell but the
-    # typed line is not answered within 400 s, on /dev/onekvm and, in the
-    # last CI-like run, on kvm_amd too; not run until fixed.
-    pytest.xfail(f"known bug: zero-argument run on {dev} does not answer typed input in time")
-    import subprocess
-
+def _zero_argument_run(dev: str, *args: str, **kw) -> subprocess.CompletedProcess:
     from guest import TOOLS_KVM, python_cmd
 
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([TOOLS_KVM, *filter(None, [env.get("PYTHONPATH")])])
-    # Typed before the guest is up: the UART holds it until the driver listens.
-    p = subprocess.run(
-        [*python_cmd(), "-m", "onekvm", "run", "--dev", dev, "-p", "quiet", "--no-control"],
-        input="echo RX-$((6*7)); poweroff -f\n",
+    return subprocess.run(
+        [*python_cmd(), "-m", "onekvm", "run", "--dev", dev, "--no-control", *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
         errors="replace",
         timeout=400,
         env=env,
+        **kw,
+    )
+
+
+def test_zero_argument_run_gives_a_shell_on_the_serial_console(dev):
+    """`onekvm run` alone: the running kernel, the host root over 9p, a shell reading ttyS0.
+
+    Typed before the guest is up (the UART holds it until the driver
+    listens): a line that only the host root can answer, then a plain
+    `poweroff`, which inside the chroot must not ask the host's systemd.
+    """
+    p = _zero_argument_run(
+        dev, "-p", "quiet", input="echo RX-$((6*7)); [ -f /etc/os-release ] && echo HOSTROOT-$((2*3)); poweroff\n"
     )
     assert p.returncode == 0, p.stdout[-3000:]
     assert "RX-42" in p.stdout, p.stdout[-3000:]
+    assert "host root (read-only) over 9p" in p.stdout, p.stdout[-3000:]
+    assert "HOSTROOT-6" in p.stdout, p.stdout[-3000:]
+
+
+def test_zero_argument_run_without_stdin_runs_a_command(dev):
+    """CI's case: no stdin at all (fd 0 closed). The command after `--` runs in the host root; no hang."""
+    # The kernel groups an init argument in double quotes (not single ones).
+    cmd = '/bin/sh -c "test -f /etc/os-release && echo NOSTDIN-$((6*7))"'
+    p = _zero_argument_run(dev, "-p", f"quiet -- {cmd}", stdin=None, preexec_fn=lambda: os.close(0))
+    assert p.returncode == 0, p.stdout[-3000:]
+    assert "NOSTDIN-42" in p.stdout, p.stdout[-3000:]
+    assert "command exited with status 0" in p.stdout, p.stdout[-3000:]
+    assert "Traceback" not in p.stdout, p.stdout[-3000:]
