@@ -149,6 +149,9 @@ def main() -> int:
     ap.add_argument("--onekvm-args", default="", help="extra `onekvm run` arguments, e.g. '--irqchip user'")
     ap.add_argument("--no-qemu", action="store_true", help="only onekvm run (QEMU needs stock /dev/kvm)")
     ap.add_argument("--timeout", type=float, default=900)
+    ap.add_argument(
+        "--pin", metavar="CPUS", help="also run each VMM under `taskset -c CPUS` (all its threads on those L1 CPUs)"
+    )
     ap.add_argument("--verbose", action="store_true", help="print each guest's whole output")
     args = ap.parse_args()
 
@@ -163,6 +166,9 @@ def main() -> int:
     contenders = {"onekvm": onekvm_cmd(args.dev, initrd, image, share, args.onekvm_args.split())}
     if not args.no_qemu:
         contenders["qemu-pc"] = qemu_cmd(initrd, image, share)
+    if args.pin:
+        for name in list(contenders):
+            contenders[f"{name}@{args.pin}"] = ["taskset", "-c", args.pin, *contenders[name]]
     print(
         f"kernel {l2_kernel()}, device {args.dev}, image {args.size_mib} MiB, at most {args.bytes >> 20} MiB or "
         f"{args.seconds:g} s per case, {args.runs} runs",
@@ -184,13 +190,16 @@ def main() -> int:
             for case, mbs in got.items():
                 figures[name][case].append(mbs)
             row = " ".join(f"{case} {got.get(case, 0):8.2f}" for case, *_ in CASES)
-            print(f"run {i + 1} {name:<7} {row} MB/s  ({wall:.1f} s wall, load {loadavg()})", flush=True)
+            print(f"run {i + 1} {name:<9} {row} MB/s  ({wall:.1f} s wall, load {loadavg()})", flush=True)
     med = {n: {c: statistics.median(v) for c, v in cases.items() if v} for n, cases in figures.items()}
+    pins = ["", f"@{args.pin}"] if args.pin else [""]
     for case, *_ in CASES:
         cells = "  ".join(f"{n} {med[n][case]:8.2f}" for n in med if case in med[n])
         line = f"median {case:<11} {cells} MB/s"
-        if "onekvm" in med and "qemu-pc" in med and case in med["onekvm"] and case in med["qemu-pc"]:
-            line += f"  ratio onekvm/qemu {med['onekvm'][case] / med['qemu-pc'][case]:.2f}x"
+        for pin in pins:
+            mine, ref = med.get(f"onekvm{pin}", {}), med.get(f"qemu-pc{pin}", {})
+            if case in mine and case in ref:
+                line += f"  ratio onekvm{pin}/qemu-pc{pin} {mine[case] / ref[case]:.2f}x"
         print(line)
     print(f"load average at the end: {loadavg()}")
     return 1 if failed else 0
