@@ -85,14 +85,14 @@ BAD_RINGS = {
 }
 
 
-@pytest.fixture(params=["intx", "msix"])
+@pytest.fixture(params=["intx", "msix", "intx-inline"])
 def irq(request):
     return request.param
 
 
 def _harness(kind: str, tmp_path, irq: str) -> tuple[Harness, int]:
     dev, q = DEVICES[kind](tmp_path)
-    h = Harness(dev, msix=irq == "msix", gsi=GSI)
+    h = Harness(dev, msix=irq == "msix", gsi=GSI, inline_kicks=irq.endswith("-inline"))
     if irq == "msix":
         t = h.t
         for v in range(t.msix.nvec):
@@ -116,7 +116,7 @@ def _check_broken(h: Harness, irq: str, caplog, match: str) -> None:
     lines = [r.getMessage() for r in caplog.records if "needs reset" in r.getMessage()]
     assert len(lines) == 1, lines
     assert match in lines[0], lines[0]
-    if irq == "intx":
+    if irq.startswith("intx"):
         assert h.levels and h.levels[-1] == (GSI, 1)  # the line is up...
         assert h.isr() & 2  # ...for a configuration change; reading the ISR lowers it
         assert h.levels[-1] == (GSI, 0)

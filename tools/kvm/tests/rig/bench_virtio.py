@@ -114,8 +114,15 @@ def qemu_cmd(initrd: str, image: str, share: str) -> list[str]:
 
 
 def run_guest(cmd: list[str], timeout: float) -> tuple[dict[str, float], str]:
-    """MB/s per case from one guest run ({} if it reported nothing), and its output."""
+    """MB/s per case from one guest run ({} if it reported nothing), and its output.
+
+    A leading NAME=VALUE word of cmd is an environment setting, as in a shell.
+    """
     env = dict(os.environ)
+    while cmd and "=" in cmd[0] and not cmd[0].startswith("-"):
+        name, _, value = cmd[0].partition("=")
+        env[name] = value
+        cmd = cmd[1:]
     env["PYTHONPATH"] = os.pathsep.join([TOOLS_KVM, *filter(None, [env.get("PYTHONPATH")])])
     p = subprocess.run(
         cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
@@ -147,6 +154,7 @@ def main() -> int:
     ap.add_argument("--bytes", type=int, default=32 << 20, help="bytes per measurement at most")
     ap.add_argument("--seconds", type=float, default=5.0, help="seconds per measurement at most")
     ap.add_argument("--onekvm-args", default="", help="extra `onekvm run` arguments, e.g. '--irqchip user'")
+    ap.add_argument("--no-inline", action="store_true", help="skip onekvm with ONEKVM_VIRTIO_KICKS=inline")
     ap.add_argument("--no-qemu", action="store_true", help="only onekvm run (QEMU needs stock /dev/kvm)")
     ap.add_argument("--timeout", type=float, default=900)
     ap.add_argument(
@@ -163,12 +171,18 @@ def main() -> int:
         for _ in range(args.size_mib):
             f.write(os.urandom(1 << 20))
     initrd = write_initramfs(work, args.bytes, args.seconds)
-    contenders = {"onekvm": onekvm_cmd(args.dev, initrd, image, share, args.onekvm_args.split())}
+    mine = onekvm_cmd(args.dev, initrd, image, share, args.onekvm_args.split())
+    contenders = {"onekvm": ["ONEKVM_VIRTIO_KICKS=thread", *mine]}
+    if not args.no_inline:
+        contenders["onekvm-inline"] = ["ONEKVM_VIRTIO_KICKS=inline", *mine]
     if not args.no_qemu:
         contenders["qemu-pc"] = qemu_cmd(initrd, image, share)
     if args.pin:
         for name in list(contenders):
-            contenders[f"{name}@{args.pin}"] = ["taskset", "-c", args.pin, *contenders[name]]
+            env, cmd = contenders[name][:1], contenders[name][1:]
+            if "=" not in env[0]:
+                env, cmd = [], contenders[name]
+            contenders[f"{name}@{args.pin}"] = [*env, "taskset", "-c", args.pin, *cmd]
     print(
         f"kernel {l2_kernel()}, device {args.dev}, image {args.size_mib} MiB, at most {args.bytes >> 20} MiB or "
         f"{args.seconds:g} s per case, {args.runs} runs",
@@ -190,16 +204,18 @@ def main() -> int:
             for case, mbs in got.items():
                 figures[name][case].append(mbs)
             row = " ".join(f"{case} {got.get(case, 0):8.2f}" for case, *_ in CASES)
-            print(f"run {i + 1} {name:<9} {row} MB/s  ({wall:.1f} s wall, load {loadavg()})", flush=True)
+            print(f"run {i + 1} {name:<15} {row} MB/s  ({wall:.1f} s wall, load {loadavg()})", flush=True)
     med = {n: {c: statistics.median(v) for c, v in cases.items() if v} for n, cases in figures.items()}
     pins = ["", f"@{args.pin}"] if args.pin else [""]
     for case, *_ in CASES:
-        cells = "  ".join(f"{n} {med[n][case]:8.2f}" for n in med if case in med[n])
-        line = f"median {case:<11} {cells} MB/s"
+        cells = "  ".join(f"{n} {med[n][case]:.2f}" for n in med if case in med[n])
+        line = f"median {case:<11} {cells} MB/s;"
         for pin in pins:
-            mine, ref = med.get(f"onekvm{pin}", {}), med.get(f"qemu-pc{pin}", {})
-            if case in mine and case in ref:
-                line += f"  ratio onekvm{pin}/qemu-pc{pin} {mine[case] / ref[case]:.2f}x"
+            ref = med.get(f"qemu-pc{pin}", {})
+            for who in ("onekvm", "onekvm-inline"):
+                got = med.get(f"{who}{pin}", {})
+                if case in got and case in ref:
+                    line += f"  {who}{pin}/qemu-pc{pin} {got[case] / ref[case]:.2f}x"
         print(line)
     print(f"load average at the end: {loadavg()}")
     return 1 if failed else 0
