@@ -38,10 +38,10 @@ class Host:
     mmio_alloc: Callable[[int], int] | None = None  # size -> BAR address
     intx_pins: dict[int, set[int]] = field(default_factory=dict)  # shared INTx lines (virtio/intx.py)
     # Serve queue kicks on the vCPU thread, in the notify register's MMIO exit, instead of
-    # handing them to the device's worker (through ioeventfd when offered). One thread does
-    # the whole request: no wake-up of another thread and no interrupt from across CPUs, which
-    # is what a request costs most where waking a thread is slow (the nested rig). The vCPU
-    # waits while a request runs. ONEKVM_VIRTIO_KICKS=inline|thread chooses (default thread).
+    # handing them to the device's worker. One thread does the whole request: no wake-up of
+    # another thread, no interrupt raised from another CPU. ONEKVM_VIRTIO_KICKS chooses:
+    # thread, inline, or auto (default: inline where the hypervisor has no ioeventfd, so the
+    # kick is an exit to this thread anyway; thread where it has, so kicks bypass the vCPU).
     inline_kicks: bool = False
 
 
@@ -88,9 +88,11 @@ def from_machine(machine: Any, set_level: SetLevel | None) -> Host:
     if kernel_irqchip and system.has("SIGNAL_MSI"):
         signal_msi = _vm_signal_msi(vm_fd)
     ioeventfd = _vm_ioeventfd(vm_fd) if system.has("IOEVENTFD") else None
-    kicks = os.environ.get("ONEKVM_VIRTIO_KICKS", "thread")
-    if kicks not in ("thread", "inline"):
-        raise UserError(f"ONEKVM_VIRTIO_KICKS={kicks}: thread or inline")
+    kicks = os.environ.get("ONEKVM_VIRTIO_KICKS") or "auto"
+    if kicks not in ("auto", "thread", "inline"):
+        raise UserError(f"ONEKVM_VIRTIO_KICKS={kicks}: auto, thread or inline")
+    if kicks == "auto":
+        kicks = "thread" if ioeventfd is not None else "inline"
     console = getattr(machine, "console", None)
     pci = getattr(machine, "pci", None)
     return Host(
