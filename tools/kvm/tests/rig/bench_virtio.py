@@ -16,8 +16,11 @@ drops its caches before each measurement and reads
 
 each for at most --bytes or --seconds, and reports bytes and seconds (guest
 clock). The image lives in L1's page cache for both VMMs, so the figures
-measure the virtio path, not a disk. Prints every run, the medians in MB/s
-and onekvm/QEMU ratios (issue #6's goal for blk: at least 0.8x). Not a
+measure the virtio path, not a disk. onekvm runs twice per round: with
+ONEKVM_VIRTIO_KICKS=thread (the device's worker thread, ioeventfd) and
+=inline (the vCPU thread serves kicks); --pin CPUS adds every contender
+again under `taskset -c CPUS`. Prints every run, the medians in MB/s and
+the onekvm/QEMU ratios (issue #6's goal for blk: at least 0.8x). Not a
 test: it fails only when a guest does not report its figures.
 """
 
