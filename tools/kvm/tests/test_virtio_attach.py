@@ -109,3 +109,32 @@ def test_host_from_machine_uses_the_abi():
     h.signal_msi(0xFEE00000, 0x30)  # logged, not raised: an interrupt is never worth a crash
     assert vhost.from_machine(fake_machine(), None).signal_msi is None
     m.mem.close()
+
+
+@pytest.mark.parametrize(
+    "caps, env, inline",
+    [
+        ((), None, True),  # no ioeventfd (/dev/onekvm): the kick is an exit to the vCPU thread anyway
+        (("IOEVENTFD",), None, False),  # stock KVM: kicks bypass the vCPU
+        (("IOEVENTFD",), "inline", True),
+        ((), "thread", False),
+        (("IOEVENTFD",), "auto", False),
+    ],
+)
+def test_kicks_policy(monkeypatch, caps, env, inline):
+    pytest.importorskip("onekvm._abi")
+    if env is None:
+        monkeypatch.delenv("ONEKVM_VIRTIO_KICKS", raising=False)
+    else:
+        monkeypatch.setenv("ONEKVM_VIRTIO_KICKS", env)
+    m = fake_machine(caps=caps)
+    assert vhost.from_machine(m, None).inline_kicks is inline
+    m.mem.close()
+
+
+def test_kicks_policy_typo_is_a_user_error(monkeypatch):
+    monkeypatch.setenv("ONEKVM_VIRTIO_KICKS", "inlne")
+    m = fake_machine()
+    with pytest.raises(UserError, match="ONEKVM_VIRTIO_KICKS=inlne: auto, thread or inline"):
+        vhost.from_machine(m, None)
+    m.mem.close()

@@ -323,3 +323,21 @@ def test_odd_bar_accesses(offset):
         assert h.t.bar_read(offset, 4) == 0
         h.t.bar_write(offset, 4, 0xFFFFFFFF)
         assert struct.pack("<I", h.t.bar_read(0, 4))
+
+
+def test_inline_kicks_run_on_the_caller_and_skip_ioeventfd():
+    """Host.inline_kicks: the notify write itself serves the queue; no ioeventfd is registered."""
+    io, mmio = IoBus(), MmioBus()
+    bus = pci.PciBus(io, mmio)
+    fake = FakeIoeventfd()
+    with Harness(Dev(), ioeventfd=fake, inline_kicks=True) as h:
+        bus.add(h.t)
+        h.t.place(0xC0000000)
+        assert fake.live == {} and fake.calls == 0
+        h.init()
+        dq = h.queues[0]
+        head = dq.add([b"x"], [4])
+        h.t.bar_write(NOTIFY_OFF, 2, 0)  # no pump: served before the write returns
+        assert head in dict(dq.get_used())
+        assert h.levels[-1] == (5, 1)
+        assert h.t.worker.run_once(0) == 0  # nothing was handed to the worker

@@ -13,7 +13,7 @@ import threading
 from typing import Callable
 
 from onekvm.virtio.device import ID_CONSOLE, VirtioDevice, register
-from onekvm.virtio.queue import Chain, SplitQueue
+from onekvm.virtio.queue import Chain, QueueError, SplitQueue
 from onekvm.virtio.worker import drain_eventfd, new_eventfd
 
 RX, TX = 0, 1
@@ -77,12 +77,16 @@ class VirtioConsole(VirtioDevice):
                 if q.arm_notify():
                     continue  # a buffer arrived while arming
                 return  # the driver kicks when it posts receive buffers
+            if chain.readable or not chain.writable:
+                raise QueueError(f"receive buffer of {chain.readable_len}+{chain.writable_len} bytes is not write-only")
             with self._in_lock:
                 n = chain.write(self._in)
                 del self._in[:n]
             self.used(q, chain.head, n)
 
     def handle(self, queue: SplitQueue, chain: Chain) -> int | None:
+        if chain.writable:
+            raise QueueError(f"transmit buffer has {chain.writable_len} device-writable bytes")
         data = chain.read()
         out = self.output
         if out is None and self.transport is not None:

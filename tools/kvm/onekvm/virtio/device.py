@@ -38,6 +38,9 @@ class VirtioDevice:
     device_id: ClassVar[int] = 0
     pci_class: ClassVar[int] = 0xFF0000  # "unassigned class"; drivers match on the device ID
     queue_sizes: ClassVar[tuple[int, ...]] = (256,)
+    # May a queue kick be served on the vCPU thread (Host.inline_kicks)? Not for devices whose
+    # queue work waits on a backend that the worker polls.
+    inline_ok: ClassVar[bool] = True
 
     @classmethod
     def parse(cls, text: str) -> Any:

@@ -73,6 +73,7 @@ class Net(VirtioDevice):
     device_id = ID_NET
     pci_class = 0x020000  # ethernet controller
     queue_sizes = (256, 256)
+    inline_ok = False  # receive work follows the tap's readiness, in the worker
 
     @classmethod
     def parse(cls, text: str) -> NetSpec:

@@ -96,6 +96,9 @@ class VirtioPciDevice(CommonCfg, PciDevice):
         self.queues = [SplitQueue(host.mem, i, size) for i, size in enumerate(dev.queue_sizes)]
         self.kick_fds = [new_eventfd() for _ in self.queues]
         self.offered = dev.features | TRANSPORT_FEATURES
+        # Inline kicks: the vCPU thread serves a queue in its notify exit (no ioeventfd, no hop to
+        # the worker); see host.Host.inline_kicks.
+        self.inline = host.inline_kicks and dev.inline_ok
         self.msix = Msix(len(self.queues) + 1, host.signal_msi) if host.signal_msi is not None else None
         self.intx: IntxLine | None = None
         if gsi is not None and host.set_level is not None:
@@ -185,7 +188,7 @@ class VirtioPciDevice(CommonCfg, PciDevice):
 
     def _sync_ioeventfds(self) -> None:
         """Queue notify addresses follow the BAR; the hypervisor's ioeventfds must too."""
-        if self.host.ioeventfd is None:
+        if self.host.ioeventfd is None or self.inline:
             return
         bar = self.bars[BAR_INDEX]
         want = {}
@@ -235,7 +238,12 @@ class VirtioPciDevice(CommonCfg, PciDevice):
         if offset < COMMON_LEN:
             self._common_write(offset, size, value)
         elif NOTIFY_OFF <= offset < NOTIFY_OFF + NOTIFY_MULT * len(self.queues):
-            os.eventfd_write(self.kick_fds[(offset - NOTIFY_OFF) // NOTIFY_MULT], 1)
+            i = (offset - NOTIFY_OFF) // NOTIFY_MULT
+            if self.inline:
+                q = self.queues[i]
+                self.run(lambda: self._process(q))  # lock order host.lock -> dev_lock, as everywhere
+            else:
+                os.eventfd_write(self.kick_fds[i], 1)
         elif DEVICE_OFF <= offset < DEVICE_OFF + DEVICE_MAX:
             self.dev.config_write(offset - DEVICE_OFF, size, value)
         elif self.msix is not None and MSIX_TABLE_OFF <= offset < MSIX_TABLE_OFF + self.msix.table_size:

@@ -229,14 +229,15 @@ class SplitQueue:
             raise QueueError(f"queue {self.index}: indirect table of {count} descriptors")
         if not self.mem.contains(table, length):
             raise QueueError(f"queue {self.index}: indirect table at {table:#x}+{length:#x} is outside guest RAM")
-        view = self.mem.view(table, length)
+        # One C call unpacks the whole table; the walk below follows the links.
+        descs = list(_DESC.iter_unpack(self.mem.view(table, length)))
         i = 0
         seen = 0
         while True:
             seen += 1
             if seen > count:
                 raise QueueError(f"queue {self.index}: indirect chain loops or is longer than its table ({count})")
-            addr, seg_len, flags, nxt = _DESC.unpack_from(view, DESC_SIZE * i)
+            addr, seg_len, flags, nxt = descs[i]
             if flags & DESC_F_INDIRECT:
                 raise QueueError(f"queue {self.index}: nested indirect descriptor")
             self._add(chain, addr, seg_len, flags)
@@ -249,14 +250,23 @@ class SplitQueue:
     def _add(self, chain: Chain, addr: int, length: int, flags: int) -> None:
         if length == 0:
             return
-        if not self.mem.contains(addr, length):
+        mem = self.mem
+        if not mem.contains(addr, length):
             raise QueueError(f"queue {self.index}: buffer {addr:#x}+{length:#x} is outside guest RAM")
         if flags & DESC_F_WRITE:
-            chain.writable.append(Segment(addr, length))
+            segs = chain.writable
         elif chain.writable:
             raise QueueError(f"queue {self.index}: device-readable buffer after a writable one")
         else:
-            chain.readable.append(Segment(addr, length))
+            segs = chain.readable
+        if segs:
+            # Physically adjacent buffers (a driver's page-by-page scatter list often is) become one
+            # segment: fewer views and iovecs per request. Only within one region of guest RAM.
+            last = segs[-1]
+            if last.addr + last.length == addr and mem.contains(last.addr, last.length + length):
+                last.length += length
+                return
+        segs.append(Segment(addr, length))
 
     # -- the used side -----------------------------------------------------------
     def push(self, head: int, written: int) -> None:

@@ -337,3 +337,73 @@ echo "down $(sha256sum /tmp/down | cut -d' ' -f1)"
         subprocess.run(["ip", "link", "del", TAP], check=False)
         time.sleep(0.1)
 
+
+
+# -- hvc0 as the console: typed input reaches a shell through virtio-console ------------------------------------
+
+CONSOLE_INIT = r"""#!/bin/busybox sh
+/bin/busybox --install -s /bin
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
+for m in %(mods)s; do insmod /mod/$m.ko || echo "VT: insmod-failed $m"; done
+echo "VT: cmdline $(cat /proc/cmdline)"
+echo "VT: active $(cat /sys/class/tty/console/active)"
+setsid cttyhack sh -i
+echo "VT: shell-exited"
+poweroff -f
+"""
+
+
+def test_console_virtio_interactive(dev, tmp_path):
+    """`--console virtio`: the guest's console is hvc0; a line typed on the VMM's stdin runs in its shell."""
+    kver = os.path.basename(l2_kernel()).removeprefix("vmlinuz-")
+    files = {}
+    names = []
+    for name, path in module_files(kver, ("virtio_pci", "virtio_console")):
+        with open(path, "rb") as f:
+            data = f.read()
+        files[f"mod/{name}.ko"] = lzma.decompress(data) if path.endswith(".xz") else data
+        names.append(name)
+    initrd = str(tmp_path / "console-initramfs.cpio")
+    with open(initrd, "wb") as f:
+        f.write(initramfs.build(init=CONSOLE_INIT % {"mods": " ".join(names)}, files=files))
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([TOOLS_KVM, *filter(None, [env.get("PYTHONPATH")])])
+    cmd = [*python_cmd(), "-m", "onekvm", "run", "--no-control", "-k", l2_kernel(), "-i", initrd, "--dev", dev]
+    cmd += ["-p", guest_params(), "--console", "virtio"]
+    p = subprocess.Popen(
+        cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, bufsize=0,
+    )
+    out = bytearray()
+    sent = threading.Event()
+
+    def reader() -> None:
+        assert p.stdout is not None and p.stdin is not None
+        while chunk := os.read(p.stdout.fileno(), 4096):
+            out.extend(chunk)
+            tail = out[out.find(b"VT: active") :] if b"VT: active" in out else b""
+            if not sent.is_set() and b"# " in tail:  # the shell's prompt, after init reported the console
+                p.stdin.write(b"echo RX-$((40+2)) $(tty); poweroff -f\n")
+                p.stdin.flush()
+                sent.set()
+
+    t = threading.Thread(target=reader, daemon=True)
+    t.start()
+    try:
+        rc = p.wait(timeout=900)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        rc = p.wait()
+    t.join(10)
+    text = out.decode(errors="replace")
+    log_dir = os.environ.get("VMTEST_RESULTS")
+    if log_dir:
+        with open(os.path.join(log_dir, f"virtio-console-interactive-{os.path.basename(dev)}.log"), "w") as f:
+            f.write(" ".join(cmd) + "\n" + text)
+    r = results(text)
+    assert "console=hvc0" in r.get("cmdline", [""])[0], text[-3000:]
+    assert r.get("active", [""])[0].split()[-1] == "hvc0", text[-3000:]  # /dev/console is hvc0
+    assert sent.is_set(), text[-3000:]
+    assert "RX-42 /dev/hvc0" in text, text[-3000:]
+    assert rc == 0, text[-3000:]
