@@ -127,7 +127,7 @@ vmtest-self: $(VMTEST_DEPS)
 # kernel, the module selftests on every other installed kernel.
 test-all: all check test vmtest-self vmtest vmtest-boot
 	$(MAKE) --no-print-directory vmtest-boot HV=onekvm \
-		TESTS=tools/kvm/tests/rig/test_boot_linux.py
+		TESTS="tools/kvm/tests/rig/test_boot_linux.py tools/kvm/tests/rig/test_virtio_rig.py"
 	@for k in $(filter-out $(KVER),$(KVERS)); do \
 		$(MAKE) --no-print-directory KVER=$$k vmtest || exit 1; done
 
