@@ -104,6 +104,8 @@ selftests-prebuild: python
 	@$(PYTHON) tools/testing/selftests/kvm/prebuild >/dev/null
 
 -include tools/testing/vmtest/vmtest.mk
+# Robustness: fuzz, fuzz-ci (added to test-all), fuzz-replay.
+-include tools/testing/fuzz/fuzz.mk
 
 # Linux boots of the VMM in the rig (L2 guests): TESTS on the hypervisor
 # HV (default: stock kvm_amd, everything under tools/kvm/tests/rig).
