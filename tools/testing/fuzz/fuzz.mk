@@ -31,14 +31,14 @@ FUZZ_CI_SEED ?= $(shell date +%Y%m%d)
 # VM comes and goes after onekvm ran guests (robustness.rst, "Open problems").
 FUZZ_CI_CMD = R=$$VMTEST_RESULTS && \
 	$(FUZZ_PY)/hostile.py --dev /dev/kvm --save $$R/hostile-kvm_amd.json && \
-	$(FUZZ_PY)/ioctlfuzz.py --dev /dev/kvm --seed $(FUZZ_CI_SEED) --seqs 100000 --time 25 \
+	$(FUZZ_PY)/ioctlfuzz.py --dev /dev/kvm --seed $(FUZZ_CI_SEED) --seqs 100000 --time 15 \
 		--save $$R/ioctlfuzz-kvm_amd.json && \
 	$(FUZZ_PY)/hostile.py --dev /dev/onekvm --against $$R/hostile-kvm_amd.json && \
 	$(FUZZ_PY)/ioctlfuzz.py --dev /dev/onekvm --against $$R/ioctlfuzz-kvm_amd.json \
 		--json $$R/ioctlfuzz-compare.json && \
 	$(FUZZ_PY)/ioctlfuzz.py --dev /dev/onekvm --seed $$(($(FUZZ_CI_SEED) + 1)) --seqs 100000 \
-		--time 40 --json $$R/ioctlfuzz.json && \
-	$(FUZZ_PY)/churn.py --dev /dev/onekvm --cycles 40 --kill-every 5 --reload-every 20 \
+		--time 30 --json $$R/ioctlfuzz.json && \
+	$(FUZZ_PY)/churn.py --dev /dev/onekvm --cycles 20 --kill-every 5 --reload-every 10 \
 		--module $(FUZZ_KO) --seed $(FUZZ_CI_SEED)
 
 FUZZ_LONG_CMD = $(FUZZ_PY)/hostile.py --dev /dev/onekvm $(if $(COMPARE),--dev /dev/kvm) && \

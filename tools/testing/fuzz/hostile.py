@@ -7,8 +7,8 @@ from kvm_amd that is not in KNOWN_DIFFERENCES fails the case.
 
     hostile.py --dev /dev/onekvm --dev /dev/kvm [-k NAME]
 
-Cases: stores to and loads from every 64 KiB of guest-physical space
-outside the memslot up to 4 GiB (MMIO exits with the right address,
+Cases: stores to and loads from every 1 MiB (--stride) of guest-physical
+space outside the memslot up to 4 GiB (MMIO exits with the right address,
 length and data), SVM instructions (VMRUN, VMLOAD, VMSAVE, STGI, CLGI,
 SKINIT, INVLPGA: #UD without EFER.SVME; VMMCALL: the hypercall ABI's
 -KVM_ENOSYS), privileged and exiting instructions, a triple fault, and
@@ -36,17 +36,17 @@ from kvmtest import Asm, Device, Guest, exit_name, layout  # noqa: E402
 from kvmtest.kvm import VECTOR_NAMES, Vcpu  # noqa: E402
 from onekvm.abi import ioctl, lib  # noqa: E402
 
-STRIDE = 0x10000
+STRIDE = 0x100000          # default; --stride
 WALK_END = 0x100000000
 
-# Stores to every STRIDE of GPA space outside slot 0 (RAM_SIZE..4 GiB) in
-# long mode (identity mapped 0-4 GiB), then a store straddling the end of
-# the slot; rdi = address, the value stored is the address.
+# Stores to every stride (rdx) of GPA space outside slot 0 (RAM_SIZE up to
+# rsi) in long mode (identity mapped 0-4 GiB), then a store straddling the
+# end of the slot; rdi = address, the value stored is the address.
 OOB_STORE = Asm("""
 start:
     mov $RAM_SIZE, %rdi
 1:  mov %rdi, (%rdi)
-    add $STRIDE, %rdi
+    add %rdx, %rdi
     cmp %rsi, %rdi
     jb 1b
     mov $RAM_SIZE - 4, %rdi
@@ -54,7 +54,7 @@ start:
     mov %rax, (%rdi)
     mov $0x42, %al
     out %al, $PORT_DONE
-""", bits=64, defs={"STRIDE": STRIDE}, name="hostile-oob-store")
+""", bits=64, name="hostile-oob-store")
 
 # Loads from the same addresses; the sum of what the VMM answered is
 # reported in eax.
@@ -64,12 +64,12 @@ start:
     xor %ebx, %ebx
 1:  mov (%rdi), %eax
     add %eax, %ebx
-    add $STRIDE, %rdi
+    add %rdx, %rdi
     cmp %rsi, %rdi
     jb 1b
     mov %ebx, %eax
     out %eax, $PORT_DONE
-""", bits=64, defs={"STRIDE": STRIDE}, name="hostile-oob-load")
+""", bits=64, name="hostile-oob-load")
 
 # Real mode: stores to every 4 KiB from RAM_SIZE to 1 MiB through ES.
 REAL_STORE = Asm("""
@@ -129,6 +129,12 @@ EXPECT_ONEKVM: dict[str, str] = {
     "lgdt-nonsense": "SHUTDOWN", "in-port": "IO in 0x71", "mov-cr8": "done",
 }
 # Where kvm_amd answers otherwise, and why (robustness.rst).
+# Cases that fail on onekvm for a bug not fixed yet: reported as "xfail"
+# (and "XPASS" once they pass), never hidden.  robustness.rst lists them.
+KNOWN_BUGS: dict[str, str] = {
+    "oob-store-64": "a store straddling the end of a memslot goes to MMIO whole, at the "
+                    "out-of-slot page's address; the RAM half is not written",
+}
 KNOWN_DIFFERENCES: dict[str, str] = {
     "wrmsr-efer-svme": "kvm_amd offers nested SVM (EFER.SVME may be set); onekvm does not (#GP)",
     "vmrun": "with nested SVM kvm_amd may run VMRUN after EFER.SVME=1; here SVME=0 on both",
@@ -176,7 +182,7 @@ def run1(g: Guest, v: Vcpu, timeout: float = 5.0) -> str:
 def case_oob_store(dev: Device) -> tuple[str, list[str]]:
     probs: list[str] = []
     with Guest(dev, bits=64, code=OOB_STORE) as g:
-        g.vcpu.set_regs(rsi=WALK_END)
+        g.vcpu.set_regs(rsi=WALK_END, rdx=STRIDE)
         addr, straddle = layout.RAM_SIZE, []
         while True:
             o = run1(g, g.vcpu)
@@ -192,12 +198,17 @@ def case_oob_store(dev: Device) -> tuple[str, list[str]]:
                     break
                 addr += STRIDE
             else:
-                # the straddling store: RAM gets its first half, MMIO the rest
-                # (kvm_amd), or the whole store goes to MMIO: both recorded.
-                probs += [] if m.is_write else [f"straddle: read exit at {m.phys_addr:#x}"]
-                straddle.append(f"{m.phys_addr:#x}/{m.len}")
+                # The straddling store: RAM gets its first half and MMIO the
+                # rest, as on kvm_amd.
+                straddle.append(f"{m.phys_addr:#x}/{m.len}/{data:#x}")
         if addr != WALK_END:
             probs.append(f"walk stopped at {addr:#x} ({o})")
+        ram = g.read_u(layout.RAM_SIZE - 4, 4)
+        want = f"{layout.RAM_SIZE:#x}/4/0x11223344"
+        if straddle != [want] or ram != 0x55667788:
+            probs.append(f"store straddling the slot's end: MMIO {straddle}, RAM half {ram:#x}; "
+                         f"expected MMIO {want} and RAM 0x55667788")
+        straddle.append(f"RAM {ram:#x}")
         return (f"{o} after {(addr - layout.RAM_SIZE) // STRIDE} stores, straddling store: "
                 f"MMIO {','.join(straddle) or 'none'}"), probs
 
@@ -205,7 +216,7 @@ def case_oob_store(dev: Device) -> tuple[str, list[str]]:
 def case_oob_load(dev: Device) -> tuple[str, list[str]]:
     probs: list[str] = []
     with Guest(dev, bits=64, code=OOB_LOAD) as g:
-        g.vcpu.set_regs(rsi=WALK_END)
+        g.vcpu.set_regs(rsi=WALK_END, rdx=STRIDE)
         addr, want = layout.RAM_SIZE, 0
         while True:
             o = run1(g, g.vcpu)
@@ -321,9 +332,12 @@ CASES.update({f"insn-{k}": insn_case(k) for k in INSNS if k != "lgdt-nonsense"})
 
 
 def main(argv: Optional[list[str]] = None) -> int:
+    global STRIDE
     p = argparse.ArgumentParser(description="hostile guests on onekvm and stock KVM")
     p.add_argument("--dev", action="append", default=[], help="device (repeat; default /dev/onekvm)")
     p.add_argument("-k", default="", help="only cases whose name contains this")
+    p.add_argument("--stride", type=lambda x: int(x, 0), default=STRIDE,
+                   help=f"GPA stride of the out-of-slot walks (default {STRIDE:#x})")
     p.add_argument("--save", default="", help="write the outcomes (JSON) here")
     p.add_argument("--against", default="", help="compare with outcomes saved from another device")
     p.add_argument("--prebuild", action="store_true", help="assemble the guests (host, no device)")
@@ -332,6 +346,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         for c in (OOB_STORE, OOB_LOAD, REAL_STORE, SPIN_CLI, *INSN_CODE.values()):
             c.build()
         return 0
+    STRIDE = a.stride
     install_kick_handlers()
     devs = [Device(d) for d in (a.dev or ["/dev/onekvm"])]
     _, kseq = kmsg_splats()
@@ -364,8 +379,12 @@ def main(argv: Optional[list[str]] = None) -> int:
             if x != y and name[5:] not in KNOWN_DIFFERENCES:
                 probs[name].append(f"onekvm differs from {ref} and this is not a known difference")
         status = "FAIL" if probs[name] else "ok"
-        failed += bool(probs[name])
-        print(f"{status:4} {name:26} " + " | ".join(f"{k}: {outs[k].get(name, '-')}" for k in kinds), flush=True)
+        if name in KNOWN_BUGS and "onekvm" in outs and not any(
+                m.startswith("kernel log") for m in probs[name]):
+            status = "xfail" if probs[name] else "XPASS"
+            probs[name] = [f"known bug: {KNOWN_BUGS[name]}"] + probs[name]
+        failed += status == "FAIL"
+        print(f"{status:5} {name:26} " + " | ".join(f"{k}: {outs[k].get(name, '-')}" for k in kinds), flush=True)
         for m in probs[name]:
             print(f"       {m}")
     print(f"hostile: {len(names) - failed} passed, {failed} failed")
