@@ -173,12 +173,14 @@ def rand_value(rng: random.Random, size: int, ptrs: list[int]) -> int:
 
 
 def rig_safe_sregs(data: bytearray) -> None:
-    """Keep TR a present TSS: QEMU 7.2 (the rig's CPU) aborts with "invalid
-    tss type" when a guest with any other TR takes an interrupt that changes
-    privilege, which would end the rig, not test the module (robustness.rst)."""
+    """Keep TR a present, *available* 16/32-bit TSS (type 1 or 9): QEMU 7.2,
+    the rig's CPU, aborts ("invalid tss", "invalid tss type") when a guest
+    whose cached TR is anything else, KVM's usual busy type 11 included,
+    takes an interrupt that changes privilege.  That would end the rig
+    instead of testing the module (robustness.rst, "Rig limits")."""
     s = ffi.from_buffer("struct kvm_sregs *", data)
     if not s.tr.present or (s.tr.type & 7) != 1:
-        s.tr.present, s.tr.type = 1, 0xB
+        s.tr.present, s.tr.type = 1, 9
     ffi.release(s)
 
 
@@ -557,13 +559,14 @@ class Executor:
             mem[layout.CODE:layout.CODE + n] = code
         try:
             setup_sregs(v, bits)
+            s = v.get_sregs()
+            buf = bytearray(ffi.buffer(s))
             if rng.random() < 0.3:
-                s = v.get_sregs()
-                buf = bytearray(ffi.buffer(s))
                 mutate(rng, buf, "struct kvm_sregs", self.ptrs, rng.randint(1, 3))
-                rig_safe_sregs(buf)
-                ffi.memmove(s, bytes(buf), len(buf))
-                v.set_sregs(s)
+            # Random code may well reach CPL 3 (iret, sysret, far return).
+            rig_safe_sregs(buf)
+            ffi.memmove(s, bytes(buf), len(buf))
+            v.set_sregs(s)
             regs = v.blank_regs(rflags=0x2 | (rng.getrandbits(32) & 0x3CFFD5 if rng.random() < 0.4 else 0),
                                 rip=layout.CODE if rng.random() < 0.9 else rand_value(rng, 8, []),
                                 rsp=layout.STACK_TOP)
