@@ -10,6 +10,7 @@
 #                                the long run: ioctl fuzzer, churn with module
 #                                reloads, hostile guests
 #   make fuzz-replay SEED=0x... [DEV=/dev/onekvm]   one sequence, verbosely
+#   make fuzz-host-test          the tools' own host-side tests (part of `make test`)
 #
 # Every target takes KVER= like the rest (e.g. KVER=6.1.0-56-amd64).
 
@@ -48,7 +49,7 @@ FUZZ_LONG_CMD = $(FUZZ_PY)/hostile.py --dev /dev/onekvm $(if $(COMPARE),--dev /d
 	$(FUZZ_PY)/churn.py --dev /dev/onekvm --cycles $(CYCLES) --kill-every 10 --reload-every 100 \
 		--module $(FUZZ_KO) $(if $(SEED),--seed $(SEED))
 
-.PHONY: fuzz fuzz-ci fuzz-replay fuzz-prebuild
+.PHONY: fuzz fuzz-ci fuzz-replay fuzz-prebuild fuzz-host-test
 
 # The rig's root is read-only: assemble the guests on the host first.
 fuzz-prebuild: selftests-prebuild
@@ -68,6 +69,12 @@ fuzz-replay: $(VMTEST_DEPS) fuzz-prebuild
 	$(VMTEST_PYTHON) $(VMTEST) $(vmtest_opts) --timeout 600 --hv both \
 		--results $(FUZZ_RESULTS)-replay -- sh -c '$(FUZZ_PY)/ioctlfuzz.py --dev $(DEV) \
 		--replay $(SEED) --ops $(FUZZ_OPS)'
+
+# Host-side tests of the tools themselves (no device), part of `make test`.
+fuzz-host-test: python
+	$(PYTHON) -m pytest -q -p no:cacheprovider $(FUZZ_DIR)/test_fuzz_host.py
+
+test: fuzz-host-test
 
 # CI: the bounded pass runs with the rest of the rig tests.
 test-all: fuzz-ci
