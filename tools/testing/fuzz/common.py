@@ -103,6 +103,15 @@ def slabinfo(prefixes: tuple[str, ...] = ("okvm",)) -> dict[str, int]:
     return out
 
 
+def own_rss() -> int:
+    """VmRSS of this process in KiB."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
 def fd_count() -> int:
     return len(os.listdir("/proc/self/fd"))
 
@@ -128,6 +137,7 @@ class Snapshot:
         self.sunreclaim = mi.get("SUnreclaim", 0)
         self.slab = slabinfo()
         self.fds = fd_count()
+        self.rss = own_rss()
 
     def leaks(self, base: Snapshot, mem_slack_kib: int = 32768) -> list[str]:
         """What did not come back to `base`, as messages (empty: nothing)."""
@@ -138,8 +148,11 @@ class Snapshot:
         for name, n in self.slab.items():
             if n > base.slab.get(name, 0):
                 msgs.append(f"slab {name}: {n} active objects, baseline {base.slab.get(name, 0)}")
-        if self.avail < base.avail - mem_slack_kib:
-            msgs.append(f"MemAvailable {self.avail} KiB, baseline {base.avail} KiB")
+        # This process's own heap growth is not the module's.
+        own = self.rss - base.rss
+        if self.avail + own < base.avail - mem_slack_kib:
+            msgs.append(f"MemAvailable {self.avail} KiB (+{own} KiB of this process's RSS), "
+                        f"baseline {base.avail} KiB")
         if self.sunreclaim > base.sunreclaim + mem_slack_kib:
             msgs.append(f"SUnreclaim {self.sunreclaim} KiB, baseline {base.sunreclaim} KiB")
         if self.fds > base.fds:
@@ -148,7 +161,7 @@ class Snapshot:
 
     def describe(self, base: Snapshot) -> str:
         return (f"pins +{self.pin_acq - base.pin_acq}/-{self.pin_rel - base.pin_rel}, "
-                f"MemAvailable {self.avail - base.avail:+d} KiB, "
+                f"MemAvailable {self.avail - base.avail:+d} KiB (own RSS {self.rss - base.rss:+d} KiB), "
                 f"SUnreclaim {self.sunreclaim - base.sunreclaim:+d} KiB, fds {self.fds - base.fds:+d}, "
                 f"slab {self.slab}")
 

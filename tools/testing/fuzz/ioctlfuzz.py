@@ -860,17 +860,24 @@ def main(argv: Optional[list[str]] = None) -> int:
     elif saved:
         seeds = [int(x, 0) for x in saved["seeds"]]
     else:
-        seeds = [seq_seed(run_seed, i) for i in range(a.seqs)]
+        seeds = []                    # drawn as they are needed (slow in the rig)
     # Interleaved: every sequence on each device in turn.  Phased (default
     # with --compare): all sequences on --dev, then the same ones on
     # --compare; fewer hand-overs of SVM between the two modules.
     phases = [exes] if a.interleave or len(exes) == 1 else [[ex] for ex in exes]
     results: dict[int, list[list[str]]] = {}
+    ran: list[int] = []
     for pi, phase in enumerate(phases):
         limit = a.time / len(phases) if a.time else 0
         t_phase = time.monotonic()
-        todo = seeds if pi == 0 else seeds[:done]
+        todo: Any
+        if pi:
+            todo = ran[:done]
+        else:
+            todo = seeds or (seq_seed(run_seed, i) for i in range(a.seqs))
         for i, s in enumerate(todo):
+            if pi == 0:
+                ran.append(s)
             if pi == 0 and limit and time.monotonic() - t_phase > limit:
                 break
             ops = gen_sequence(s, a.ops, only)
@@ -906,7 +913,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     if a.save:
         Path(a.save).write_text(json.dumps({
             "run_seed": run_seed, "ops": a.ops, "only": a.only, "kind": exes[0].dev.kind,
-            "seeds": [f"{s:#x}" for s in seeds[:done]],
+            "seeds": [f"{s:#x}" for s in ran[:done]],
             "outcomes": {f"{s:#x}": outs[0] for s, outs in results.items()}}))
     other = a.compare or (f"{saved.get('kind')} ({a.against})" if saved else "")
     el = time.monotonic() - start
