@@ -141,6 +141,8 @@ KNOWN_DIFFERENCES: dict[str, str] = {
     "monitor": "kvm_amd's default quirk MWAIT_NEVER_UD_FAULTS makes MONITOR a NOP without the "
                "CPUID bit; onekvm raises #UD as the CPU would (the bit is not offered)",
     "mwait": "as monitor",
+    "rdpmc": "onekvm has no PMU: #GP, as kvm_amd on 6.12 here (PMU virtualization disabled); "
+             "kvm_amd on 6.1 emulates the legacy counters and RDPMC completes",
 }
 
 SPIN_CLI = Asm("""
