@@ -110,6 +110,8 @@ selftests-c: module
 	@$(MAKE) -s --no-print-directory -C tools/testing/selftests/kvm/svm-dev KVER=$(KVER) PROGS=okvm_hw
 
 -include tools/testing/vmtest/vmtest.mk
+# Robustness: fuzz, fuzz-ci (added to test-all), fuzz-replay.
+-include tools/testing/fuzz/fuzz.mk
 
 # Linux boots of the VMM in the rig (L2 guests): TESTS on the hypervisor
 # HV (default: stock kvm_amd, everything under tools/kvm/tests/rig).

@@ -160,6 +160,7 @@ void okvm_arch_vm_destroy(struct okvm *kvm)
 long okvm_arch_vm_ioctl(struct okvm *kvm, unsigned int ioctl,
 			unsigned long arg)
 {
+	long r;
 	u64 addr;
 
 	switch (ioctl) {
@@ -170,17 +171,22 @@ long okvm_arch_vm_ioctl(struct okvm *kvm, unsigned int ioctl,
 		kvm->arch.tss_addr = arg;
 		return 0;
 	case KVM_SET_IDENTITY_MAP_ADDR:
-		if (copy_from_user(&addr, (void __user *)arg, sizeof(addr)))
-			return -EFAULT;
 		mutex_lock(&kvm->lock);
-		/* As KVM: only before the first vCPU exists. */
-		if (kvm->nr_vcpus) {
-			mutex_unlock(&kvm->lock);
-			return -EINVAL;
-		}
+		/*
+		 * As KVM: only before the first vCPU exists, and that is
+		 * checked before the argument is read (EINVAL, not EFAULT).
+		 */
+		r = -EINVAL;
+		if (kvm->nr_vcpus)
+			goto out_unlock;
+		r = -EFAULT;
+		if (copy_from_user(&addr, (void __user *)arg, sizeof(addr)))
+			goto out_unlock;
 		kvm->arch.identity_map_addr = addr;
+		r = 0;
+out_unlock:
 		mutex_unlock(&kvm->lock);
-		return 0;
+		return r;
 	default:
 		return -ENOTTY;
 	}

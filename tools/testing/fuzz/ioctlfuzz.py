@@ -1,0 +1,944 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0-only
+"""Structure-aware, seeded ioctl fuzzer for /dev/onekvm (and stock /dev/kvm).
+
+A run is a list of sequences; sequence i of a run with seed S has its own
+seed (printed on failure) from which its whole op list is drawn *before*
+anything executes, so a sequence replays identically on any device and in
+any run:
+
+    ioctlfuzz.py --dev /dev/onekvm --seqs 1000 --seed 7
+    ioctlfuzz.py --dev /dev/onekvm --replay 0x1234abcd -v      # one sequence
+
+With --compare /dev/kvm every sequence runs on both devices in turn (two
+hypervisors cannot hold SVM at once: each sequence closes its VMs) and the
+outcomes of the ioctls are compared; differences are tallied as
+(ioctl, errno on --dev, errno on --compare) and printed at the end.
+
+Documentation/virt/onekvm/robustness.rst describes the ops and the output.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import json
+import mmap
+import os
+import random
+import signal
+import sys
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import (  # noqa: E402
+    IoctlDef,
+    block_alarm,
+    errname,
+    install_kick_handlers,
+    ioctl_table,
+    kmsg_splats,
+    tainted,
+)
+from kvmtest import Device, Memory, Vcpu, Vm, layout  # noqa: E402
+from kvmtest.guest import EXC_STUBS, _gdt, _idt, _page_tables, setup_sregs  # noqa: E402
+from kvmtest.kvm import Slot  # noqa: E402
+from onekvm.abi import ffi, ioctl, lib  # noqa: E402
+
+PAGE = mmap.PAGESIZE
+HANG_SECONDS = float(os.environ.get("ONEKVM_FUZZ_HANG", "30"))
+ARENA_SIZE = 1 << 20
+
+# Boundary values for integer fields and integer arguments.
+BOUNDARY = [0, 1, 2, 3, 7, 8, 0xF, 0x10, 0x7F, 0x80, 0xFF, 0x100, 0xFFF, 0x1000, 0x7FFF, 0x8000,
+            0xFFFF, 0x10000, 0x7FFFFFFF, 0x80000000, 0xFFFFFFFF, 0x100000000, 0x7FFFFFFFFFFFFFFF,
+            0x8000000000000000, 0xFFFFFFFFFFFFFFFF, 0xFFFFFFFFFFFFF000, 0xD0000, 0xFEE00000]
+
+# --- the ABI, from the bindings ------------------------------------------
+
+TABLE: list[IoctlDef] = ioctl_table()
+BY_NAME: dict[str, IoctlDef] = {d.name: d for d in TABLE}
+KNOWN_REQUESTS = {d.request for d in TABLE}
+CAPS = sorted({getattr(lib, n) for n in dir(lib) if n.startswith("KVM_CAP_")})
+MEM_FLAGS = [getattr(lib, n) for n in ("KVM_MEM_LOG_DIRTY_PAGES", "KVM_MEM_READONLY") if hasattr(lib, n)]
+
+
+def _unknown_request(rng: random.Random) -> int:
+    """A request number no ioctl of the ABI has: a known request with
+    another command number (the low 8 bits of the Linux encoding)."""
+    base = rng.choice(TABLE).request
+    for _ in range(64):
+        req = (base & ~0xFF) | rng.randrange(256)
+        if req not in KNOWN_REQUESTS:
+            return req
+    return base ^ 0xFF
+
+
+# --- memory the kernel may write: an arena with a guard page -------------
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_libc.mprotect.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+
+
+class Arena:
+    """User memory for ioctl arguments: ARENA_SIZE bytes read-write, a
+    PROT_NONE guard page after it, and a read-only page.  Every pointer
+    argument lives here, so an over-long copy_to_user by the module hits
+    the guard (EFAULT) instead of the fuzzer's heap."""
+
+    def __init__(self) -> None:
+        self.map = mmap.mmap(-1, ARENA_SIZE + 2 * PAGE, mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+        self.buf = ffi.from_buffer(self.map)
+        self.addr = int(ffi.cast("uintptr_t", self.buf))
+        self.guard = self.addr + ARENA_SIZE
+        self.ro = self.guard + PAGE
+        if _libc.mprotect(self.guard, PAGE, 0) or _libc.mprotect(self.ro, PAGE, mmap.PROT_READ):
+            raise OSError(ctypes.get_errno(), "mprotect")
+
+    def put(self, data: bytes, at_end: bool) -> int:
+        """Copy `data` into the arena (at the start, or ending at the guard
+        page) and return its user address."""
+        off = 0 if not at_end else max(0, ARENA_SIZE - len(data))
+        n = min(len(data), ARENA_SIZE)
+        ffi.memmove(self.buf + off, data[:n], n)
+        return self.addr + off
+
+    def get(self, addr: int, n: int) -> bytes:
+        off = addr - self.addr
+        return bytes(ffi.buffer(self.buf + off, n))
+
+
+# --- argument generation --------------------------------------------------
+
+def _leaves(ctype: Any, base: int = 0, depth: int = 0) -> list[tuple[int, int]]:
+    """(offset, size) of the scalar fields of a cffi type (arrays: the
+    first elements and the last)."""
+    out: list[tuple[int, int]] = []
+    kind = ctype.kind
+    if kind == "primitive" or kind == "enum" or kind == "pointer":
+        return [(base, ffi.sizeof(ctype))]
+    if kind == "array":
+        if ctype.length is None or depth > 4:
+            return out
+        n = ctype.length
+        idx = list(range(min(n, 4))) + ([n - 1] if n > 4 else [])
+        esz = ffi.sizeof(ctype.item)
+        for i in idx:
+            out += _leaves(ctype.item, base + i * esz, depth + 1)
+        return out
+    if kind in ("struct", "union") and ctype.fields and depth <= 4:
+        for _name, f in ctype.fields:
+            if f.bitsize not in (-1, None) and f.bitsize > 0:
+                continue
+            out += _leaves(f.type, base + f.offset, depth + 1)
+    return out
+
+
+_LEAF_CACHE: dict[str, list[tuple[int, int]]] = {}
+
+
+def leaves(argtype: str) -> list[tuple[int, int]]:
+    if argtype not in _LEAF_CACHE:
+        _LEAF_CACHE[argtype] = _leaves(ffi.typeof(argtype))
+    return _LEAF_CACHE[argtype]
+
+
+def flex_info(argtype: str) -> Optional[tuple[int, int, int]]:
+    """For a struct ending in a flexible array: (offset of the count field,
+    its size, the size of one array element); else None."""
+    t = ffi.typeof(argtype)
+    if t.kind != "struct" or not t.fields:
+        return None
+    name, last = t.fields[-1]
+    if last.type.kind != "array" or last.type.length is not None:
+        return None
+    count = t.fields[0][1]                 # nent / nmsrs / nr come first
+    return count.offset, ffi.sizeof(count.type), ffi.sizeof(last.type.item)
+
+
+def rand_value(rng: random.Random, size: int, ptrs: list[int]) -> int:
+    r = rng.random()
+    if r < 0.55:
+        v = rng.choice(BOUNDARY)
+    elif r < 0.7 and size == 8 and ptrs:
+        v = rng.choice(ptrs)
+    else:
+        v = rng.getrandbits(size * 8)
+    return v & ((1 << (size * 8)) - 1)
+
+
+def rig_safe_sregs(data: bytearray) -> None:
+    """Keep TR a present, *available* 16/32-bit TSS (type 1 or 9): QEMU 7.2,
+    the rig's CPU, aborts ("invalid tss", "invalid tss type") when a guest
+    whose cached TR is anything else, KVM's usual busy type 11 included,
+    takes an interrupt that changes privilege.  That would end the rig
+    instead of testing the module (robustness.rst, "Rig limits")."""
+    s = ffi.from_buffer("struct kvm_sregs *", data)
+    if not s.tr.present or (s.tr.type & 7) != 1:
+        s.tr.present, s.tr.type = 1, 9
+    ffi.release(s)
+
+
+def mutate(rng: random.Random, data: bytearray, argtype: Optional[str], ptrs: list[int], n: int) -> None:
+    fields = leaves(argtype) if argtype else []
+    for _ in range(n):
+        if fields and rng.random() < 0.8:
+            off, size = rng.choice(fields)
+            if off + size <= len(data):
+                data[off:off + size] = rand_value(rng, size, ptrs).to_bytes(size, "little")
+        elif data:
+            i = rng.randrange(len(data))
+            data[i] = rng.randrange(256)
+
+
+# --- the ops --------------------------------------------------------------
+
+@dataclass
+class Op:
+    kind: str
+    args: dict[str, Any] = field(default_factory=dict)
+
+    def __str__(self) -> str:
+        a = " ".join(f"{k}={v:#x}" if isinstance(v, int) and not isinstance(v, bool) and abs(v) > 9
+                     else f"{k}={v}" for k, v in self.args.items())
+        return f"{self.kind} {a}"
+
+
+OP_WEIGHTS = {
+    "create_vm": 4, "create_vcpu": 5, "memslot": 10, "sys_ioctl": 6, "vm_ioctl": 12,
+    "vcpu_ioctl": 22, "setup_guest": 6, "run": 10, "threads": 2, "close": 2,
+    "close_during_run": 1, "fork_kill": 1, "mmap": 2, "unmap_backing": 1,
+}
+
+
+def gen_sequence(seed: int, nops: int, only: frozenset[str] = frozenset()) -> list[Op]:
+    """The op list of one sequence: a function of the seed (and `only`,
+    the op kinds allowed; empty: all)."""
+    rng = random.Random(seed)
+    ops: list[Op] = []
+    if rng.random() < 0.9 and not only:      # most sequences start from a runnable VM
+        ops += [Op("create_vm", {"type": 0}),
+                Op("memslot", {"vm": 0, "sub": rng.getrandbits(32), "sane": True}),
+                Op("create_vcpu", {"vm": 0, "id": 0}),
+                Op("setup_guest", {"vcpu": 0, "sub": rng.getrandbits(32)})]
+    kinds = [k for k in OP_WEIGHTS if not only or k in only]
+    weights = [OP_WEIGHTS[k] for k in kinds]
+    for _ in range(nops):
+        k = rng.choices(kinds, weights)[0]
+        a: dict[str, Any] = {"sub": rng.getrandbits(32)}
+        if k == "create_vm":
+            a = {"type": 0 if rng.random() < 0.9 else rand_value(rng, 8, [])}
+        elif k == "create_vcpu":
+            a = {"vm": rng.randrange(4), "id": rng.choice([0, 1, 2, 3, 0, 1, 255, 1023, 1024, 4095, 4096,
+                                                           0xFFFFFFFF, 1 << 63, rng.getrandbits(16)])}
+        elif k in ("memslot", "vm_ioctl", "threads", "unmap_backing"):
+            a["vm"] = rng.randrange(4)
+        elif k in ("vcpu_ioctl", "setup_guest", "run", "mmap", "close_during_run"):
+            a["vcpu"] = rng.randrange(6)
+        elif k == "close":
+            a = {"what": rng.choice(["vm", "vcpu"]), "idx": rng.randrange(6)}
+        ops.append(Op(k, a))
+    return ops
+
+
+# --- executing a sequence on one device -------------------------------------
+
+class Watchdog:
+    """Fails the run (exit 3) when one op takes longer than HANG_SECONDS."""
+
+    def __init__(self) -> None:
+        self.stamp = time.monotonic()
+        self.what = ""
+        t = threading.Thread(target=self._loop, daemon=True, name="watchdog")
+        t.start()
+
+    def beat(self, what: str) -> None:
+        self.stamp, self.what = time.monotonic(), what
+
+    def _loop(self) -> None:
+        block_alarm()
+        while True:
+            time.sleep(1)
+            if time.monotonic() - self.stamp > HANG_SECONDS:
+                print(f"ioctlfuzz: HANG: no progress for {HANG_SECONDS:g} s in {self.what}", flush=True)
+                os._exit(3)
+
+
+WATCHDOG: Optional[Watchdog] = None
+
+
+class Executor:
+    """Runs op lists on one device and records every outcome."""
+
+    def __init__(self, dev: Device, arena: Arena, verbose: bool = False) -> None:
+        self.dev, self.arena, self.verbose = dev, arena, verbose
+        self.pairs: Counter[tuple[str, str]] = Counter()
+        self.exits: Counter[str] = Counter()
+        self.ops = 0
+        self.ptrs = [0, 1, arena.addr, arena.addr + ARENA_SIZE - 8, arena.guard, arena.ro,
+                     0xDEAD000, 0xFFFF888000000000, 0xFFFFFFFFFF600000, 0xFFFFFFFFFFFFFFFF]
+        self.lock = threading.Lock()
+
+    # bookkeeping
+    def record(self, name: str, err: int) -> str:
+        with self.lock:
+            self.pairs[(name, errname(err))] += 1
+        return errname(err)
+
+    def call(self, fd: int, d: IoctlDef | int, arg: Any, name: Optional[str] = None) -> tuple[str, int]:
+        req = d.request if isinstance(d, IoctlDef) else d
+        nm = name or (d.name if isinstance(d, IoctlDef) else "unknown")
+        try:
+            r = ioctl(fd, req, arg)
+        except OSError as e:
+            return self.record(nm, e.errno or 0), -1
+        return self.record(nm, 0), r
+
+    # argument building
+    def build_arg(self, rng: random.Random, d: IoctlDef, fd: int) -> Any:
+        if d.argtype is None:
+            if d.name == "KVM_CHECK_EXTENSION":
+                return rng.choice(CAPS) if rng.random() < 0.8 else rand_value(rng, 8, [])
+            if d.name == "KVM_RUN":
+                return 0
+            if d.name in ("KVM_CREATE_VM",):
+                return 0 if rng.random() < 0.5 else rand_value(rng, 8, [])
+            return rand_value(rng, 8, self.ptrs)
+        r = rng.random()
+        if r < 0.12:                               # bad or odd pointer
+            if d.argtype == "struct kvm_sregs":    # never unchecked bytes: see rig_safe_sregs
+                return rng.choice([p for p in self.ptrs if not self.arena.addr <= p < self.arena.guard
+                                   and p != self.arena.ro])
+            return rng.choice(self.ptrs)
+        size = ffi.sizeof(d.argtype)
+        fl = flex_info(d.argtype)
+        if r < 0.5:                                # mutate what GET returns
+            data = self.get_template(d, fd, size, fl)
+            mutate(rng, data, d.argtype, self.ptrs, rng.randint(0, 3))
+        elif r < 0.6:
+            data = bytearray(size)
+        elif r < 0.7:
+            data = bytearray(rng.getrandbits(8) for _ in range(size))
+        else:
+            data = bytearray(size)
+            mutate(rng, data, d.argtype, self.ptrs, rng.randint(1, 8))
+        if fl is not None:
+            coff, csize, esz = fl
+            count = rng.choice([0, 1, 2, 3, 8, 64, 255, 256, 257, 1024, 0x10000, 0x7FFFFFFF,
+                                0xFFFFFFFF, rng.randrange(300)]) & ((1 << (csize * 8)) - 1)
+            items = min(count, rng.choice([0, 1, 4, count]), (ARENA_SIZE - size) // esz)
+            if len(data) < size + items * esz:
+                data += bytearray(size + items * esz - len(data))
+            data[coff:coff + csize] = count.to_bytes(csize, "little")
+            for _ in range(rng.randint(0, 6)):
+                if items:
+                    i = rng.randrange(items)
+                    off = size + i * esz + rng.randrange(esz) // 4 * 4
+                    data[off:off + 4] = rand_value(rng, 4, []).to_bytes(4, "little")
+        if d.argtype == "struct kvm_sregs":
+            rig_safe_sregs(data)
+        if d.name == "KVM_SET_SIGNAL_MASK" and len(data) >= size + 8:
+            # Never block the signals that bound KVM_RUN here: a guest that
+            # spins would then (rightly) never return.
+            keep = ~((1 << (signal.SIGALRM - 1)) | (1 << (signal.SIGUSR1 - 1)))
+            m = int.from_bytes(data[size:size + 8], "little") & keep & ((1 << 64) - 1)
+            data[size:size + 8] = m.to_bytes(8, "little")
+        return self.arena.put(bytes(data), at_end=rng.random() < 0.3)
+
+    def get_template(self, d: IoctlDef, fd: int, size: int, fl: Optional[tuple[int, int, int]]) -> bytearray:
+        """The bytes the matching GET ioctl returns (zeros if none/failing)."""
+        gname = d.name.replace("_SET_", "_GET_")
+        g = BY_NAME.get(gname)
+        if g is None or g.argtype != d.argtype or g.direction == "IOW" and d.name == gname:
+            return bytearray(size)
+        n = 0
+        if fl is not None:
+            n = 8
+            coff, csize, esz = fl
+            tmp = bytearray(size + n * esz)
+            tmp[coff:coff + csize] = n.to_bytes(csize, "little")
+        else:
+            tmp = bytearray(size)
+        addr = self.arena.put(bytes(tmp), at_end=False)
+        try:
+            ioctl(fd, g.request, addr)
+        except OSError:
+            return bytearray(size)
+        return bytearray(self.arena.get(addr, len(tmp)))
+
+    # --- state ---
+    def reset(self) -> None:
+        self.vms: list[Vm] = []
+        self.vcpus: list[Vcpu] = []
+        self.threads: list[threading.Thread] = []
+
+    def teardown(self) -> None:
+        for v in self.vcpus:
+            try:
+                v.close()
+            except OSError:
+                pass
+        for vm in self.vms:
+            try:
+                vm.close()
+            except OSError:
+                pass
+        self.vms, self.vcpus = [], []
+
+    def vm(self, i: int) -> Optional[Vm]:
+        live = [v for v in self.vms if v.fd >= 0]
+        return live[i % len(live)] if live else None
+
+    def vcpu(self, i: int) -> Optional[Vcpu]:
+        live = [v for v in self.vcpus if v.fd >= 0]
+        return live[i % len(live)] if live else None
+
+    # --- running ---
+    def run_sequence(self, seed: int, ops: list[Op]) -> list[str]:
+        self.reset()
+        outcomes: list[str] = []
+        try:
+            for i, op in enumerate(ops):
+                if WATCHDOG:
+                    WATCHDOG.beat(f"seed {seed:#x} op {i} {op}")
+                if self.verbose:
+                    print(f"  [{i}] {op}", flush=True)
+                out = getattr(self, "op_" + op.kind)(random.Random(op.args.get("sub", i)), **{
+                    k: v for k, v in op.args.items() if k != "sub"})
+                self.ops += 1
+                if self.verbose:
+                    print(f"      -> {out}", flush=True)
+                outcomes.append(f"{op.kind}:{out}")
+        finally:
+            self.teardown()
+        return outcomes
+
+    def op_create_vm(self, rng: random.Random, type: int) -> str:
+        try:
+            fd = ioctl(self.dev.fd, lib.KVM_CREATE_VM, type)
+        except OSError as e:
+            return self.record("KVM_CREATE_VM", e.errno or 0)
+        self.vms.append(Vm(self.dev, fd))
+        return self.record("KVM_CREATE_VM", 0)
+
+    def op_create_vcpu(self, rng: random.Random, vm: int, id: int) -> str:
+        v = self.vm(vm)
+        if v is None:
+            return "skip"
+        try:
+            self.vcpus.append(v.create_vcpu(id))
+        except OSError as e:
+            return self.record("KVM_CREATE_VCPU", e.errno or 0)
+        except ValueError:                      # mmap of the run area refused
+            return "mmap-failed"
+        return self.record("KVM_CREATE_VCPU", 0)
+
+    def _slot_args(self, rng: random.Random, v: Vm, sane: bool) -> tuple[int, int, int, int, int]:
+        if sane:
+            size = rng.choice([1, 2, 8, 16]) << 20
+            mem = Memory(size)
+            v._owned.append(mem)
+            return 0, 0, size, mem.addr, 0
+        slot = rng.choice([0, 1, 2, 3, 4, 31, 32, 508, 509, 510, 511, 512, 0x7FFF, 0x10000, 0x10001,
+                           0xFFFF, 0xFFFFFFFF, rng.getrandbits(16)])
+        size = rng.choice([0, 0, PAGE, 2 * PAGE, 1 << 20, 1 << 21, 4 << 20, PAGE + 1, PAGE - 1,
+                           1 << 30, 1 << 40, 0xFFFFFFFFFFFFF000, rng.randrange(1, 64) * PAGE])
+        gpa = rng.choice([0, 0, PAGE, 0xD0000, 0x100000, 0x200000, 0xFEE00000, 0xFFFFF000,
+                          0x100000000, 1 << 40, (1 << 52) - PAGE, 0xFFFFFFFFFFFFF000, 0x1001,
+                          rng.randrange(0, 1 << 20) * PAGE])
+        existing = list(v.slots.values())
+        r = rng.random()
+        if existing and r < 0.35:               # change / move / alias an existing slot
+            s = rng.choice(existing)
+            if rng.random() < 0.5:
+                slot = s.slot
+            if rng.random() < 0.5:
+                size = s.size
+            uaddr = s.mem.addr + rng.choice([0, 0, PAGE, 1])
+        elif r < 0.8 and size and size <= (16 << 20):
+            mem = Memory((size + PAGE - 1) // PAGE * PAGE)
+            v._owned.append(mem)
+            uaddr = mem.addr + rng.choice([0, 0, 0, 1, 0x800])
+        else:
+            uaddr = rng.choice(self.ptrs + [self.arena.addr + PAGE])
+        flags = 0 if rng.random() < 0.5 else rng.choice(MEM_FLAGS + [0x3, 0x4, 0x80000000,
+                                                                     rng.getrandbits(32)])
+        return slot, gpa, size, uaddr, flags
+
+    def op_memslot(self, rng: random.Random, vm: int, sane: bool = False) -> str:
+        v = self.vm(vm)
+        if v is None:
+            return "skip"
+        slot, gpa, size, uaddr, flags = self._slot_args(rng, v, sane)
+        try:
+            v.set_region(slot, gpa, size, uaddr, flags)
+        except OSError as e:
+            return self.record("KVM_SET_USER_MEMORY_REGION", e.errno or 0)
+        for m in v._owned:
+            if m.addr <= uaddr < m.addr + m.size:
+                if size:
+                    v.slots[slot] = Slot(slot, gpa, m, flags)
+                else:
+                    v.slots.pop(slot, None)
+                break
+        else:
+            if size == 0:
+                v.slots.pop(slot, None)
+        return self.record("KVM_SET_USER_MEMORY_REGION", 0)
+
+    def op_unmap_backing(self, rng: random.Random, vm: int) -> str:
+        """Unmap the host memory behind a live memslot (the slot stays)."""
+        v = self.vm(vm)
+        if v is None or not v.slots:
+            return "skip"
+        s = v.slots.pop(rng.choice(sorted(v.slots)))
+        for other in list(v.slots.values()):
+            if other.mem is s.mem:
+                return "aliased"
+        s.mem.close()
+        return "unmapped"
+
+    def _ioctl_op(self, rng: random.Random, fd: int, kind: str) -> str:
+        r = rng.random()
+        if r < 0.08:
+            req = _unknown_request(rng)
+            return self.call(fd, req, rand_value(rng, 8, self.ptrs), "unknown")[0]
+        pool = [d for d in TABLE if kind in d.kinds] if r < 0.85 else TABLE
+        d = rng.choice(pool)
+        if d.name in ("KVM_RUN", "KVM_CREATE_VM", "KVM_CREATE_VCPU"):
+            d = rng.choice(pool)                  # those have their own ops
+            if d.name in ("KVM_RUN", "KVM_CREATE_VM", "KVM_CREATE_VCPU"):
+                return "skip"
+        arg = self.build_arg(rng, d, fd)
+        err, _ = self.call(fd, d, arg)
+        return f"{d.name}:{err}"
+
+    def op_sys_ioctl(self, rng: random.Random) -> str:
+        return self._ioctl_op(rng, self.dev.fd, "system")
+
+    def op_vm_ioctl(self, rng: random.Random, vm: int) -> str:
+        v = self.vm(vm)
+        return "skip" if v is None else self._ioctl_op(rng, v.fd, "vm")
+
+    def op_vcpu_ioctl(self, rng: random.Random, vcpu: int) -> str:
+        v = self.vcpu(vcpu)
+        return "skip" if v is None else self._ioctl_op(rng, v.fd, "vcpu")
+
+    def op_setup_guest(self, rng: random.Random, vcpu: int) -> str:
+        """Tables, random code and a random mode and register state."""
+        v = self.vcpu(vcpu)
+        if v is None:
+            return "skip"
+        vm = v.vm
+        bits = rng.choice((16, 32, 64))
+        low = [s for s in vm.slots.values() if s.gpa == 0 and s.mem.size >= 0x40000 and s.mem._buf is not None]
+        if low:
+            mem = low[0].mem.map
+            stubs = EXC_STUBS[bits].build()
+            mem[stubs.base:stubs.base + len(stubs.data)] = stubs.data
+            if bits == 16:
+                mem[0:0x400] = _idt(16).ljust(0x400, b"\0")
+            else:
+                mem[layout.GDT:layout.GDT + len(_gdt())] = _gdt()
+                idt = _idt(bits).ljust(256 * 16, b"\0")
+                mem[layout.IDT:layout.IDT + len(idt)] = idt
+                pt = _page_tables()
+                mem[layout.PML4:layout.PML4 + len(pt)] = pt
+            n = rng.choice([16, 64, 256, 4096])
+            code = bytes(rng.getrandbits(8) for _ in range(n))
+            if rng.random() < 0.3:       # favour instructions that exit
+                code = bytes(rng.choice([0xF4, 0xE4, 0xE6, 0xEC, 0xEE, 0x0F, 0x01, 0xD8, 0xD9, 0xDA,
+                                         0xDB, 0xDC, 0xDD, 0xDE, 0xDF, 0xC1, 0xFA, 0xFB, 0xCC, 0xCD,
+                                         0x31, 0xA2, 0x30, 0x32, 0x89, 0x88, 0x8B, 0xA3, 0x05])
+                             for _ in range(n))
+            mem[layout.CODE:layout.CODE + n] = code
+        try:
+            setup_sregs(v, bits)
+            s = v.get_sregs()
+            buf = bytearray(ffi.buffer(s))
+            if rng.random() < 0.3:
+                mutate(rng, buf, "struct kvm_sregs", self.ptrs, rng.randint(1, 3))
+            # Random code may well reach CPL 3 (iret, sysret, far return).
+            rig_safe_sregs(buf)
+            ffi.memmove(s, bytes(buf), len(buf))
+            v.set_sregs(s)
+            regs = v.blank_regs(rflags=0x2 | (rng.getrandbits(32) & 0x3CFFD5 if rng.random() < 0.4 else 0),
+                                rip=layout.CODE if rng.random() < 0.9 else rand_value(rng, 8, []),
+                                rsp=layout.STACK_TOP)
+            for r in ("rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rbp", "r8", "r9", "r10", "r11"):
+                setattr(regs, r, rand_value(rng, 8, []))
+            v.set_regs(regs)
+        except OSError as e:
+            return self.record("setup_guest", e.errno or 0)
+        return self.record("setup_guest", 0)
+
+    # --- KVM_RUN, bounded by SIGALRM (main thread) or SIGUSR1 (others) ---
+    def bounded_run(self, v: Vcpu, rng: random.Random, nruns: int, main: bool) -> str:
+        last = "none"
+        for _ in range(nruns):
+            if v.fd < 0:
+                return "closed"
+            imm = rng.random() < 0.05
+            if imm:
+                v.run.immediate_exit = 1
+            if main:
+                # Repeating: one that fires before the ioctl is entered
+                # would otherwise leave a spinning guest running forever.
+                t = rng.choice([0.02, 0.05, 0.2])
+                signal.setitimer(signal.ITIMER_REAL, t, t)
+            try:
+                ioctl(v.fd, lib.KVM_RUN, 0)
+                reason = v.run.exit_reason
+                last = EXIT_NAMES.get(reason, f"exit{reason}")
+                if reason == lib.KVM_EXIT_INTR and main:
+                    # Upstream reports KVM_EXIT_INTR only with -EINTR.  (In
+                    # the threads op another thread's KVM_RUN on the same
+                    # vCPU may have rewritten exit_reason meanwhile.)
+                    last = "ok-but-INTR"
+                with self.lock:
+                    self.exits[last] += 1
+                self.record("KVM_RUN", 0)
+            except OSError as e:
+                last = self.record("KVM_RUN", e.errno or 0)
+            finally:
+                if main:
+                    signal.setitimer(signal.ITIMER_REAL, 0)
+                if imm and v.fd >= 0:
+                    v.run.immediate_exit = 0
+            if last in ("SHUTDOWN", "FAIL_ENTRY", "INTERNAL_ERROR", "EFAULT", "EINVAL", "ENOEXEC"):
+                break
+            if last == "MMIO" and rng.random() < 0.5 and v.fd >= 0:
+                ffi.memmove(v.run.mmio.data, bytes(rng.getrandbits(8) for _ in range(8)), 8)
+        return last
+
+    def op_run(self, rng: random.Random, vcpu: int) -> str:
+        v = self.vcpu(vcpu)
+        if v is None:
+            return "skip"
+        return self.bounded_run(v, rng, rng.randint(1, 12), True)
+
+    def _in_threads(self, fns: list[Callable[[], None]], kick_after: float) -> None:
+        ts = [threading.Thread(target=f, daemon=True) for f in fns]
+        for t in ts:
+            t.start()
+        start = time.monotonic()
+        while any(t.is_alive() for t in ts):
+            time.sleep(0.02)
+            if time.monotonic() - start > kick_after:
+                for t in ts:
+                    if t.is_alive() and t.ident:
+                        try:
+                            signal.pthread_kill(t.ident, signal.SIGUSR1)
+                        except ProcessLookupError:
+                            pass
+
+    def op_threads(self, rng: random.Random, vm: int) -> str:
+        """Several threads on one VM: KVM_RUN, register ioctls and memslot
+        changes at the same time."""
+        v = self.vm(vm)
+        if v is None:
+            return "skip"
+        vcpus = [c for c in self.vcpus if c.vm is v and c.fd >= 0]
+        nthreads = rng.randint(2, 4)
+        seeds = [rng.getrandbits(32) for _ in range(nthreads)]
+
+        def worker(s: int) -> None:
+            block_alarm()
+            r = random.Random(s)
+            for _ in range(r.randint(2, 8)):
+                what = r.random()
+                try:
+                    if what < 0.4 and vcpus:
+                        self.bounded_run(r.choice(vcpus), r, 1, False)
+                    elif what < 0.6:
+                        self.op_memslot(r, vm)
+                    elif vcpus:
+                        c = r.choice(vcpus)
+                        if c.fd >= 0:
+                            self._ioctl_op(r, c.fd, "vcpu")
+                except OSError:
+                    pass
+
+        self._in_threads([lambda s=s: worker(s) for s in seeds], 0.3)
+        return f"threads:{nthreads}"
+
+    def op_close(self, rng: random.Random, what: str, idx: int) -> str:
+        obj = self.vm(idx) if what == "vm" else self.vcpu(idx)
+        if obj is None:
+            return "skip"
+        if isinstance(obj, Vm):
+            # Only the fd: its vCPUs and memory stay as they are.
+            os.close(obj.fd)
+            obj.fd = -1
+        else:
+            obj.close()
+        return "closed"
+
+    def op_close_during_run(self, rng: random.Random, vcpu: int) -> str:
+        """Close the vCPU's and the VM's fds while KVM_RUN is in progress on
+        them (a thread), then signal it."""
+        v = self.vcpu(vcpu)
+        if v is None:
+            return "skip"
+        res: list[str] = []
+        started = threading.Event()
+
+        def runner() -> None:
+            block_alarm()
+            started.set()
+            try:
+                ioctl(v.fd, lib.KVM_RUN, 0)
+                res.append(EXIT_NAMES.get(v.run.exit_reason, "?"))
+            except OSError as e:
+                res.append(errname(e.errno or 0))
+
+        # A spinning guest: `jmp .` at RIP (where memory backs it).
+        t = threading.Thread(target=runner, daemon=True)
+        t.start()
+        started.wait()
+        time.sleep(rng.choice([0, 0.001, 0.01, 0.05]))
+        fd = v.fd
+        vmfd = v.vm.fd if rng.random() < 0.5 else -1
+        v.fd = -1                      # nobody uses the numbers again
+        os.close(fd)
+        if vmfd >= 0:
+            os.close(vmfd)
+            v.vm.fd = -1
+        deadline = time.monotonic() + 0.05
+        while t.is_alive():
+            time.sleep(0.01)
+            if time.monotonic() > deadline and t.ident:
+                try:
+                    signal.pthread_kill(t.ident, signal.SIGUSR1)
+                except ProcessLookupError:
+                    pass
+        # The mapping still holds the file: release it now.
+        v.run = None
+        ffi.release(v._buf)
+        v.mapping.close()
+        return f"closed:{res[0] if res else '?'}"
+
+    def op_fork_kill(self, rng: random.Random) -> str:
+        """A child VMM with its own VM, SIGKILLed while in KVM_RUN."""
+        rfd, wfd = os.pipe()
+        bits = rng.choice((16, 32, 64))
+        cli = rng.random() < 0.5
+        pid = os.fork()
+        if pid == 0:                                # child
+            try:
+                os.close(rfd)
+                from kvmtest import Guest
+                # The parent's fds are the parent's: its VM fds say EIO here.
+                for vm in self.vms:
+                    try:
+                        ioctl(vm.fd, lib.KVM_CHECK_EXTENSION, 0)
+                    except OSError:
+                        pass
+                g = Guest(self.dev, bits=bits)
+                g.load_bytes((b"\xfa" if cli else b"") + b"\xeb\xfe")
+                os.write(wfd, b"r")
+                while True:
+                    try:
+                        ioctl(g.vcpu.fd, lib.KVM_RUN, 0)
+                    except OSError:
+                        pass
+            except BaseException:
+                pass
+            os._exit(0)
+        os.close(wfd)
+        ready = False
+        import select
+        r, _, _ = select.select([rfd], [], [], 10)
+        if r:
+            ready = os.read(rfd, 1) == b"r"
+        time.sleep(rng.choice([0, 0.001, 0.01, 0.05, 0.1]))
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        os.close(rfd)
+        return "killed-in-run" if ready else "killed-before-run"
+
+    def op_mmap(self, rng: random.Random, vcpu: int) -> str:
+        """mmap the vCPU fd at odd offsets and sizes (never touched)."""
+        v = self.vcpu(vcpu)
+        if v is None:
+            return "skip"
+        size = rng.choice([PAGE, 2 * PAGE, 3 * PAGE, 16 * PAGE])
+        off = rng.choice([0, PAGE, 2 * PAGE, 64 * PAGE])
+        try:
+            m = mmap.mmap(v.fd, size, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE, offset=off)
+        except OSError as e:
+            return self.record("mmap", e.errno or 0)
+        m.close()
+        return self.record("mmap", 0)
+
+
+EXIT_NAMES: dict[int, str] = {getattr(lib, n): n[len("KVM_EXIT_"):] for n in dir(lib)
+                              if n.startswith("KVM_EXIT_") and n not in ("KVM_EXIT_IO_IN", "KVM_EXIT_IO_OUT")}
+
+
+def seq_seed(run_seed: int, i: int) -> int:
+    return random.Random(run_seed * 1000003 + i).getrandbits(48)
+
+
+# --- main -----------------------------------------------------------------
+
+def compare_outcomes(a: list[str], b: list[str], diffs: Counter[tuple[str, str, str]]) -> None:
+    """Tally differing ioctl outcomes (op kinds whose result is an errno)."""
+    for x, y in zip(a, b):
+        if x == y or x.startswith(("run:", "threads:", "fork_kill:", "close_during_run:")):
+            continue
+        kx, _, rx = x.partition(":")
+        _, _, ry = y.partition(":")
+        if kx in ("sys_ioctl", "vm_ioctl", "vcpu_ioctl"):
+            nx, _, ex = rx.partition(":")
+            ny, _, ey = ry.partition(":")
+            if nx == ny and nx:
+                diffs[(nx, ex, ey)] += 1
+        elif kx in ("memslot", "create_vm", "create_vcpu", "mmap", "setup_guest"):
+            diffs[(kx, rx, ry)] += 1
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--dev", default="/dev/onekvm")
+    p.add_argument("--compare", default="", help="also run every sequence on this device (stock /dev/kvm)")
+    p.add_argument("--seed", type=lambda s: int(s, 0), default=None, help="run seed (default: random)")
+    p.add_argument("--seqs", type=int, default=100, help="number of sequences")
+    p.add_argument("--time", type=float, default=0, help="stop after this many seconds")
+    p.add_argument("--ops", type=int, default=24, help="ops per sequence (after the prologue)")
+    p.add_argument("--replay", type=lambda s: int(s, 0), default=None, help="run one sequence seed, verbosely")
+    p.add_argument("--json", default="", help="write the statistics here")
+    p.add_argument("--save", default="", help="write every sequence's outcomes (JSON) here")
+    p.add_argument("--against", default="",
+                   help="run the sequences a --save file holds and compare with its outcomes")
+    p.add_argument("--only", default="", help="comma-separated op kinds (default: all): "
+                   + ",".join(OP_WEIGHTS))
+    p.add_argument("--interleave", action="store_true",
+                   help="with --compare: each sequence on both devices in turn (default: in two phases)")
+    p.add_argument("-v", "--verbose", action="store_true")
+    a = p.parse_args(argv)
+
+    saved: dict[str, Any] = {}
+    if a.against:
+        try:
+            saved = json.loads(Path(a.against).read_text())
+        except (OSError, ValueError) as e:
+            print(f"ioctlfuzz: cannot read {a.against}: {e}", file=sys.stderr)
+            return 2
+        a.ops, a.only, a.seed = saved["ops"], saved["only"], saved["run_seed"]
+    only = frozenset(k for k in a.only.split(",") if k)
+    if only - set(OP_WEIGHTS):
+        print(f"ioctlfuzz: unknown op kinds: {', '.join(sorted(only - set(OP_WEIGHTS)))}", file=sys.stderr)
+        return 2
+    install_kick_handlers()
+    global WATCHDOG
+    WATCHDOG = Watchdog()
+    try:
+        devs = [Device(a.dev)] + ([Device(a.compare)] if a.compare else [])
+    except OSError as e:
+        print(f"ioctlfuzz: cannot open a device: {e}", file=sys.stderr)
+        return 2
+    arena = Arena()
+    exes = [Executor(d, arena, a.verbose or a.replay is not None) for d in devs]
+    run_seed = a.seed if a.seed is not None else random.SystemRandom().getrandbits(32)
+    me = "tools/testing/fuzz/ioctlfuzz.py"
+    print(f"ioctlfuzz: run seed {run_seed:#x} on {', '.join(f'{d.path} ({d.kind})' for d in devs)}; "
+          f"{len(TABLE)} ioctls in the ABI", flush=True)
+    _, kseq = kmsg_splats()
+    taint0 = tainted()
+    diffs: Counter[tuple[str, str, str]] = Counter()
+    only_arg = f" --only {a.only}" if a.only else ""
+    start = time.monotonic()
+    done = 0
+    if a.replay is not None:
+        seeds: list[int] = [a.replay]
+    elif saved:
+        seeds = [int(x, 0) for x in saved["seeds"]]
+    else:
+        seeds = []                    # drawn as they are needed (slow in the rig)
+    # Interleaved: every sequence on each device in turn.  Phased (default
+    # with --compare): all sequences on --dev, then the same ones on
+    # --compare; fewer hand-overs of SVM between the two modules.
+    phases = [exes] if a.interleave or len(exes) == 1 else [[ex] for ex in exes]
+    results: dict[int, list[list[str]]] = {}
+    ran: list[int] = []
+    for pi, phase in enumerate(phases):
+        limit = a.time / len(phases) if a.time else 0
+        t_phase = time.monotonic()
+        todo: Any
+        if pi:
+            todo = ran[:done]
+        else:
+            todo = seeds or (seq_seed(run_seed, i) for i in range(a.seqs))
+        for i, s in enumerate(todo):
+            if pi == 0:
+                ran.append(s)
+            if pi == 0 and limit and time.monotonic() - t_phase > limit:
+                break
+            ops = gen_sequence(s, a.ops, only)
+            for ex in phase:
+                if ex.verbose:
+                    print(f"--- sequence {s:#x} on {ex.dev.path}", flush=True)
+                try:
+                    out = ex.run_sequence(s, ops)
+                except Exception as e:         # a fuzzer bug or an unexpected result
+                    print(f"ioctlfuzz: FAIL: sequence {s:#x} on {ex.dev.path}: {type(e).__name__}: {e}\n"
+                          f"  replay: {me} --dev {ex.dev.path} --replay {s:#x} --ops {a.ops}{only_arg}", flush=True)
+                    raise
+                if len(exes) == 2 or a.save or saved:
+                    results.setdefault(s, []).append(out)
+                splats, kseq = kmsg_splats(kseq)
+                if splats or tainted() != taint0:
+                    print(f"ioctlfuzz: FAIL: kernel log after sequence {s:#x} on {ex.dev.path}: {splats[:3]} "
+                          f"(taint {tainted():#x})\n"
+                          f"  replay: {me} --dev {ex.dev.path} --replay {s:#x} --ops {a.ops}{only_arg}", flush=True)
+                    return 1
+            if pi == 0:
+                done = i + 1
+                if not a.verbose and done % 500 == 0:
+                    print(f"ioctlfuzz: {done} sequences, {time.monotonic() - start:.0f} s", flush=True)
+    if saved:
+        for s, outs in results.items():
+            theirs = saved["outcomes"].get(f"{s:#x}")
+            if theirs:
+                outs.append(theirs)
+    for s, outs in results.items():
+        if len(outs) == 2:
+            compare_outcomes(outs[0], outs[1], diffs)
+    if a.save:
+        Path(a.save).write_text(json.dumps({
+            "run_seed": run_seed, "ops": a.ops, "only": a.only, "kind": exes[0].dev.kind,
+            "seeds": [f"{s:#x}" for s in ran[:done]],
+            "outcomes": {f"{s:#x}": outs[0] for s, outs in results.items()}}))
+    other = a.compare or (f"{saved.get('kind')} ({a.against})" if saved else "")
+    el = time.monotonic() - start
+    stats: dict[str, Any] = {"run_seed": run_seed, "sequences": done, "seconds": round(el, 1), "devices": {}}
+    for ex in exes:
+        ioctls = {k[0] for k in ex.pairs}
+        stats["devices"][ex.dev.path] = {
+            "kind": ex.dev.kind, "ops": ex.ops, "distinct_ioctls": len(ioctls),
+            "distinct_ioctl_errno": len(ex.pairs),
+            "pairs": {f"{k[0]} {k[1]}": v for k, v in sorted(ex.pairs.items())},
+            "exits": dict(ex.exits)}
+        print(f"ioctlfuzz: {ex.dev.path} ({ex.dev.kind}): {done} sequences, {ex.ops} ops in {el:.0f} s; "
+              f"{len(ioctls)} distinct ioctls, {len(ex.pairs)} distinct (ioctl, errno) pairs; "
+              f"exits {dict(ex.exits.most_common(8))}")
+    if diffs:
+        print(f"ioctlfuzz: outcome differences {a.dev} vs {other} (op, {exes[0].dev.kind}, "
+              f"{saved.get('kind') if saved else exes[1].dev.kind}): count")
+        for (nm, x, y), c in sorted(diffs.items(), key=lambda kv: (-kv[1], kv[0])):
+            print(f"  {nm:34} {x:>8} {y:>8}  {c}")
+        stats["differences"] = {f"{k[0]} {k[1]} {k[2]}": v for k, v in diffs.items()}
+    if a.json:
+        Path(a.json).write_text(json.dumps(stats, indent=1, sort_keys=True))
+    print(f"ioctlfuzz: PASS: no oops, WARN, hang or taint in {done} sequences (run seed {run_seed:#x})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
