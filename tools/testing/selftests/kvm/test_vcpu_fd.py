@@ -341,13 +341,15 @@ def test_xsave_roundtrip_and_guest(g64: Guest, known_issue: Callable[..., None])
     xstate_bv = struct.unpack_from("<Q", buf, 512)[0] | 3     # x87 | SSE present
     buf[512:520] = struct.pack("<Q", xstate_bv)
     g64.vcpu.set_xsave(xs)
-    back = ffi.buffer(g64.vcpu.get_xsave().region)
+    back_xs = g64.vcpu.get_xsave()  # the buffer below views its memory
+    back = ffi.buffer(back_xs.region)
     assert back[160:160 + 256] == b"".join(pat_in)
     g64.write(D + 0x100, b"".join(pat_out))
     g64.vcpu.expect(lib.KVM_EXIT_HLT)
     assert g64.read(D, 256) == b"".join(pat_in), "guest xmm registers != KVM_SET_XSAVE"
     assert g64.read_u(D + 0x200, 4) == 0x1F80 | (1 << 6)
-    after = ffi.buffer(g64.vcpu.get_xsave().region)
+    after_xs = g64.vcpu.get_xsave()  # the buffer below views its memory
+    after = ffi.buffer(after_xs.region)
     assert after[160:160 + 256] == b"".join(pat_out), "KVM_GET_XSAVE != guest xmm registers"
 
 
