@@ -786,6 +786,7 @@ static enum okvm_emul_result mmio_req(struct okvm_emul_ctxt *ctxt, u64 gpa,
 	m->is_write = write;
 	if (write)
 		val_to_le(val, m->data, m->len);
+	ctxt->split = false;
 	ctxt->state = write ? ST_WRITE : ST_READ;
 	return OKVM_EMUL_MMIO;
 }
@@ -1094,6 +1095,137 @@ static enum okvm_emul_result movs_start(struct okvm_emul_ctxt *ctxt)
 	return walk_fail(ctxt, r, &res, src_la + done, OKVM_FAIL_MEM);
 }
 
+/* ---- Accesses that cross a page boundary ---- */
+
+/* Base register of a 16-bit ModRM memory operand, -1 if none */
+static const s8 ea16_base[8] = { 3, 3, 5, 5, -1, -1, 5, 3 };
+static const s8 ea16_index[8] = { 6, 7, 6, 7, 6, 7, -1, -1 };
+
+/*
+ * Linear address of the memory operand of a ModRM or moffs instruction.
+ * Only used to find where an access that crosses a page starts: the NPF
+ * address names the faulting page, not the first byte.
+ */
+static u64 operand_la(const struct okvm_emul_ctxt *ctxt)
+{
+	const struct okvm_insn *insn = &ctxt->insn;
+	unsigned int rm = insn->modrm & 7, seg = OKVM_SREG_DS;
+	u64 ea = insn->disp;
+	int base = -1, index = -1, scale = 0;
+
+	if (insn->op == OKVM_OP_STORE_MOFFS || insn->op == OKVM_OP_LOAD_MOFFS) {
+		ea = insn->disp;
+	} else if (insn->ad_bytes == 2) {
+		if (insn->mod == 0 && rm == 6) {
+			base = -1;
+		} else {
+			base = ea16_base[rm];
+			index = ea16_index[rm];
+			if (base == OKVM_GPR_RBP)
+				seg = OKVM_SREG_SS;
+		}
+	} else if (rm == 4) {
+		unsigned int b = insn->sib & 7;
+		unsigned int x = ((insn->sib >> 3) & 7) | (insn->rex & 2 ? 8 : 0);
+
+		scale = insn->sib >> 6;
+		if (x != 4)
+			index = x;
+		if (!(b == 5 && insn->mod == 0)) {
+			base = b | (insn->rex & 1 ? 8 : 0);
+			if (b == 4 || b == 5)
+				seg = OKVM_SREG_SS;
+		}
+	} else if (rm == 5 && insn->mod == 0) {
+		if (ctxt_64(ctxt))
+			ea += ctxt->rip + insn->len;
+	} else {
+		base = insn->rm;
+		if (rm == 5)
+			seg = OKVM_SREG_SS;
+	}
+	if (base >= 0)
+		ea += ctxt->gprs[base];
+	if (index >= 0)
+		ea += ctxt->gprs[index] << scale;
+	if (insn->seg != OKVM_SREG_NONE)
+		seg = insn->seg;
+	return linear(ctxt, seg, trunc_bytes(ea, insn->ad_bytes));
+}
+
+static u64 la_add(const struct okvm_emul_ctxt *ctxt, u64 la, u64 n)
+{
+	return ctxt_64(ctxt) ? la + n : (la + n) & 0xffffffffULL;
+}
+
+/*
+ * An access of the operand at @gpa (the NPF address) that crosses a page
+ * boundary, one side RAM and the other MMIO: the RAM side is read or
+ * written here, the MMIO side becomes the exit, as hardware splits it.
+ * Returns %OKVM_EMUL_DONE when the access does not cross a page (the
+ * caller then uses @gpa as is) or cannot be matched to the NPF address.
+ */
+static enum okvm_emul_result split_access(struct okvm_emul_ctxt *ctxt,
+					  u64 gpa, bool write, u64 val)
+{
+	unsigned int n = ctxt->insn.mem_bytes, first, ram_off, ram_len;
+	u32 acc = data_access(ctxt) | (write ? OKVM_ACC_WRITE : 0);
+	struct okvm_walk_result r1, r2, res;
+	struct okvm_mmio_req *m = &ctxt->mmio;
+	u64 la = operand_la(ctxt), mmio_gpa;
+	unsigned int done;
+	u8 buf[8];
+	int r;
+
+	first = 0x1000 - (la & 0xfff);
+	if (first >= n)
+		return OKVM_EMUL_DONE;
+	r = okvm_walk_gva(&ctxt->paging, la, acc, &r1);
+	if (r)
+		return walk_fail(ctxt, r, &r1, la, OKVM_FAIL_MEM);
+	r = okvm_walk_gva(&ctxt->paging, la_add(ctxt, la, first), acc, &r2);
+	if (r)
+		return walk_fail(ctxt, r, &r2, la_add(ctxt, la, first),
+				 OKVM_FAIL_MEM);
+	if ((gpa >> 12) == (r2.gpa >> 12)) {
+		ram_off = 0;			/* RAM, then MMIO */
+		ram_len = first;
+		mmio_gpa = r2.gpa;
+	} else if ((gpa >> 12) == (r1.gpa >> 12)) {
+		ram_off = first;		/* MMIO, then RAM */
+		ram_len = n - first;
+		mmio_gpa = r1.gpa;
+	} else {
+		return OKVM_EMUL_DONE;
+	}
+
+	val_to_le(val, buf, n);
+	if (write)
+		r = okvm_write_gva(&ctxt->paging, la_add(ctxt, la, ram_off),
+				   buf + ram_off, ram_len,
+				   acc | OKVM_ACC_SET_AD, &done, &res);
+	else
+		r = okvm_read_gva(&ctxt->paging, la_add(ctxt, la, ram_off),
+				  ctxt->split_buf + ram_off, ram_len,
+				  acc | OKVM_ACC_SET_AD, &done, &res);
+	if (r == -ENOENT)			/* both sides MMIO */
+		return unhandled(ctxt, OKVM_FAIL_MEM);
+	if (r)
+		return walk_fail(ctxt, r, &res, la_add(ctxt, la, ram_off + done),
+				 OKVM_FAIL_MEM);
+
+	memset(m, 0, sizeof(*m));
+	m->gpa = mmio_gpa;
+	m->len = n - ram_len;
+	m->is_write = write;
+	ctxt->split_off = ram_off ? 0 : ram_len;
+	if (write)
+		memcpy(m->data, buf + ctxt->split_off, m->len);
+	ctxt->split = !write;
+	ctxt->state = write ? ST_WRITE : ST_READ;
+	return OKVM_EMUL_MMIO;
+}
+
 /* ---- MMIO entry points ---- */
 
 /* Immediate operand of mov/group 1/test, extended to the operand size */
@@ -1130,32 +1262,41 @@ enum okvm_emul_result okvm_emulate_mmio_start(struct okvm_emul_ctxt *ctxt,
 	u64 val;
 
 	ctxt->state = ST_IDLE;
+	ctxt->split = false;
 	er = decode_current(ctxt);
 	if (er != OKVM_EMUL_DONE)
 		return er;
 
 	switch (insn->op) {
 	case OKVM_OP_STORE:
-		val = reg_read(ctxt, insn->reg, insn->mem_bytes);
-		advance_rip(ctxt);
-		return mmio_req(ctxt, gpa, true, val);
 	case OKVM_OP_STORE_MOFFS:
-		val = reg_read(ctxt, OKVM_GPR_RAX, insn->mem_bytes);
-		advance_rip(ctxt);
-		return mmio_req(ctxt, gpa, true, val);
 	case OKVM_OP_STORE_IMM:
-		val = insn_imm(insn);
-		advance_rip(ctxt);
-		return mmio_req(ctxt, gpa, true, val);
+		if (insn->op == OKVM_OP_STORE)
+			val = reg_read(ctxt, insn->reg, insn->mem_bytes);
+		else if (insn->op == OKVM_OP_STORE_MOFFS)
+			val = reg_read(ctxt, OKVM_GPR_RAX, insn->mem_bytes);
+		else
+			val = insn_imm(insn);
+		er = split_access(ctxt, gpa, true, val);
+		if (er == OKVM_EMUL_DONE)
+			er = mmio_req(ctxt, gpa, true, val);
+		if (er == OKVM_EMUL_MMIO)
+			advance_rip(ctxt);
+		return er;
 	case OKVM_OP_LOAD:
 	case OKVM_OP_LOAD_MOFFS:
 	case OKVM_OP_MOVZX:
 	case OKVM_OP_MOVSX:
-	case OKVM_OP_ALU_MR:
 	case OKVM_OP_ALU_RM:
-	case OKVM_OP_ALU_MI:
 	case OKVM_OP_TEST_MR:
 	case OKVM_OP_TEST_MI:
+		er = split_access(ctxt, gpa, false, 0);
+		return er == OKVM_EMUL_DONE ? mmio_req(ctxt, gpa, false, 0) : er;
+	case OKVM_OP_ALU_MR:
+	case OKVM_OP_ALU_MI:
+		/* read-modify-write across RAM and MMIO: not emulated */
+		if (0x1000 - (operand_la(ctxt) & 0xfff) < insn->mem_bytes)
+			return unhandled(ctxt, OKVM_FAIL_MEM);
 		return mmio_req(ctxt, gpa, false, 0);
 	case OKVM_OP_STOS:
 		if (rep_done(ctxt)) {
@@ -1207,7 +1348,13 @@ enum okvm_emul_result okvm_emulate_mmio_complete(struct okvm_emul_ctxt *ctxt,
 		return unhandled(ctxt, OKVM_FAIL_STATE);
 
 	ctxt->state = ST_IDLE;
-	val = le_to_val(data, ctxt->mmio.len);
+	if (ctxt->split) {
+		ctxt->split = false;
+		memcpy(ctxt->split_buf + ctxt->split_off, data, ctxt->mmio.len);
+		val = le_to_val(ctxt->split_buf, size);
+	} else {
+		val = le_to_val(data, ctxt->mmio.len);
+	}
 
 	switch (insn->op) {
 	case OKVM_OP_LOAD:
@@ -1265,6 +1412,7 @@ enum okvm_emul_result okvm_emulate_mmio_complete(struct okvm_emul_ctxt *ctxt,
 void okvm_emulate_reset(struct okvm_emul_ctxt *ctxt)
 {
 	ctxt->state = ST_IDLE;
+	ctxt->split = false;
 	ctxt->fail = OKVM_FAIL_NONE;
 	ctxt->fetch_fault = false;
 	ctxt->insn_given = 0;

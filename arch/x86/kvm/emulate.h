@@ -334,6 +334,11 @@ struct okvm_emul_exception {
  * @fail: reason when %OKVM_EMUL_UNHANDLED is returned (out)
  * @state: private: pending step between start and complete
  * @dst_la: private: movs destination linear address
+ * @split: private: the pending read covers only part of the operand
+ *	(it crossed from RAM into MMIO or back); @split_buf holds the RAM
+ *	bytes and @split_off is where the MMIO bytes go
+ * @split_off: private: see @split
+ * @split_buf: private: see @split
  * @fetch_fault: private: the last fetch stopped at a faulting page whose
  *	fault is in @exception
  */
@@ -357,6 +362,9 @@ struct okvm_emul_ctxt {
 
 	u8 state;
 	u64 dst_la;
+	bool split;
+	u8 split_off;
+	u8 split_buf[8];
 	bool fetch_fault;
 };
 

@@ -1953,3 +1953,99 @@ def test_fetch_and_movs_through_paging(g, asm, paging):
     st = g.status()
     assert (st["vector"], st["ec"], st["cr2"]) == (14, PF_W,
                                                    data_va + 0x1000)
+
+
+# --------------------------------------------------------------------------
+# Accesses that cross a page boundary between RAM and MMIO: the RAM side is
+# done by the emulator, the MMIO side is the exit (as kvm_amd splits them).
+
+SREG_SS = 2
+
+
+def ram_then_mmio(g):
+    """Identity map all of RAM and the first page after it (MMIO)."""
+    pt = identity_long(g)
+    pt.map(RAM_SIZE, RAM_SIZE)
+    return pt
+
+
+@pytest.mark.parametrize("text,regs", [
+    ("mov %rax,(%rdi)", dict(rdi=RAM_SIZE - 4)),
+    ("mov %rax,0x10(%rbx,%rcx,4)", dict(rbx=RAM_SIZE - 0x18, rcx=1)),
+    ("mov %rax,-0x8(%rbp)", dict(rbp=RAM_SIZE + 4)),
+    ("mov %rax,0x7fe000(%rip)", {}),
+])
+def test_mmio_store_crossing_ram_then_mmio(g, asm, text, regs):
+    ram_then_mmio(g)
+    code = asm(LONG64, text)
+    rip = 0x1000
+    if "rip" in text:                  # operand at RAM_SIZE - 4
+        rip = RAM_SIZE - 4 - 0x7fe000 - len(code)
+    g.set_regs(rip=rip, rax=0x1122334455667788, **regs)
+    g.give(code)
+    assert g.start(RAM_SIZE) == MMIO
+    assert g.mmio() == (RAM_SIZE, 4, True, 0x11223344)
+    assert g.rd(RAM_SIZE - 4, 4) == bytes.fromhex("88776655")
+    assert g.complete() == DONE
+    assert g.regs()["rip"] == rip + len(code)
+
+
+def test_mmio_load_crossing_ram_then_mmio(g, asm):
+    ram_then_mmio(g)
+    code = asm(LONG64, "mov (%rdi),%rax")
+    g.wr(RAM_SIZE - 2, b"\xaa\xbb")
+    g.set_regs(rip=0x1000, rdi=RAM_SIZE - 2)
+    g.give(code)
+    assert g.start(RAM_SIZE) == MMIO
+    assert g.mmio()[:3] == (RAM_SIZE, 6, False)
+    assert g.regs()["rip"] == 0x1000
+    assert g.complete(0x060504030201) == DONE
+    assert g.regs()["rax"] == 0x060504030201bbaa
+    assert g.regs()["rip"] == 0x1000 + len(code)
+
+
+def test_mmio_crossing_mmio_then_ram(g, asm):
+    pt = identity_long(g)
+    pt.map(0x900000, MMIO_BASE)
+    pt.map(0x901000, 0x5000)
+    code = asm(LONG64, "mov %eax,(%rdi)")
+    g.set_regs(rip=0x1000, rax=0x55667788, rdi=0x900ffe)
+    g.give(code)
+    assert g.start(MMIO_BASE + 0xffe) == MMIO
+    assert g.mmio() == (MMIO_BASE + 0xffe, 2, True, 0x7788)
+    assert g.rd(0x5000, 2) == b"\x66\x55"
+    assert g.complete() == DONE
+    code = asm(LONG64, "movzwl (%rdi),%ecx")
+    g.set_regs(rip=0x1000, rdi=0x900fff, rcx=-1)
+    g.give(code)
+    assert g.start(MMIO_BASE + 0xfff) == MMIO
+    assert g.mmio()[:3] == (MMIO_BASE + 0xfff, 1, False)
+    assert g.complete(0x77) == DONE
+    assert g.regs()["rcx"] == 0x6677          # RAM byte 0x66 above
+
+
+def test_mmio_crossing_rmw_and_both_mmio_unhandled(g, asm):
+    pt = ram_then_mmio(g)
+    g.set_regs(rip=0x1000, rdi=RAM_SIZE - 2)
+    g.give(asm(LONG64, "addl $1,(%rdi)"))
+    assert g.start(RAM_SIZE) == UNHANDLED
+    pt.map(0x900000, MMIO_BASE)
+    pt.map(0x901000, MMIO_BASE + 0x1000)
+    g.set_regs(rip=0x1000, rdi=0x900ffe)
+    g.give(asm(LONG64, "mov %eax,(%rdi)"))
+    assert g.start(MMIO_BASE + 0xffe) == UNHANDLED
+    assert g.regs()["rip"] == 0x1000
+
+
+def test_mmio_crossing_16bit_addressing(g, asm):
+    # bp-based 16-bit operands default to SS: only SS's base puts the
+    # operand at RAM_SIZE - 2, across into MMIO (no paging in PROT16).
+    code = asm(PROT16, "mov %eax,0x10(%bp,%si)")
+    seg = [0] * 6
+    seg[SREG_SS] = RAM_SIZE - 0x10000
+    g.setup(PROT16, seg=tuple(seg))
+    g.set_regs(rip=0x100, rax=0x55667788, rbp=0xff00, rsi=0xee)
+    g.give(code)
+    assert g.start(RAM_SIZE) == MMIO
+    assert g.mmio() == (RAM_SIZE, 2, True, 0x5566)
+    assert g.rd(RAM_SIZE - 2, 2) == b"\x88\x77"
