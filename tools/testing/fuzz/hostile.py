@@ -131,10 +131,7 @@ EXPECT_ONEKVM: dict[str, str] = {
 # Where kvm_amd answers otherwise, and why (robustness.rst).
 # Cases that fail on onekvm for a bug not fixed yet: reported as "xfail"
 # (and "XPASS" once they pass), never hidden.  robustness.rst lists them.
-KNOWN_BUGS: dict[str, str] = {
-    "oob-store-64": "a store straddling the end of a memslot goes to MMIO whole, at the "
-                    "out-of-slot page's address; the RAM half is not written",
-}
+KNOWN_BUGS: dict[str, str] = {}
 KNOWN_DIFFERENCES: dict[str, str] = {
     "wrmsr-efer-svme": "kvm_amd offers nested SVM (EFER.SVME may be set); onekvm does not (#GP)",
     "vmrun": "with nested SVM kvm_amd may run VMRUN after EFER.SVME=1; here SVME=0 on both",
