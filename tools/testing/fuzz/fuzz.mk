@@ -56,7 +56,7 @@ fuzz-prebuild: selftests-prebuild
 	@$(PYTHON) $(FUZZ_DIR)/handover.py --prebuild
 
 fuzz-ci: $(VMTEST_DEPS) fuzz-prebuild
-	$(VMTEST_PYTHON) $(VMTEST) $(vmtest_opts) --timeout 900 --hv both \
+	$(VMTEST_ONE_THREAD) $(VMTEST_PYTHON) $(VMTEST) $(vmtest_opts) --timeout 900 --hv both \
 		--results $(FUZZ_RESULTS)-ci -- sh -c '$(FUZZ_CI_CMD)'
 
 fuzz: $(VMTEST_DEPS) fuzz-prebuild
