@@ -7,6 +7,7 @@
  * is missing. IOIO carries the next RIP in exit_info_2 on every CPU.
  */
 #include <linux/kernel.h>
+#include <linux/moduleparam.h>
 #include <asm/processor-flags.h>
 #include <asm/fpu/xcr.h>
 #include "svm.h"
@@ -270,6 +271,32 @@ static int svm_xsetbv(struct okvm_vcpu *vcpu)
 	return svm_skip(vcpu);
 }
 
+static bool dump_shutdown;
+module_param(dump_shutdown, bool, 0644);
+MODULE_PARM_DESC(dump_shutdown,
+		 "Log the guest state at a triple fault (KVM_EXIT_SHUTDOWN)");
+
+/* Before the reset below wipes it: what the guest was doing when it died. */
+static void svm_dump_shutdown(struct okvm_vcpu *vcpu)
+{
+	const struct okvm_vmcb *v = to_svm(vcpu)->vmcb;
+	const struct okvm_vmcb_save *s = &v->save;
+	const struct okvm_vmcb_control *c = &v->control;
+
+	pr_info_ratelimited("onekvm: vcpu%u shutdown: rip %#llx rsp %#llx rflags %#llx cs %#x cpl %u ss %#x\n",
+			    vcpu->vcpu_id, s->rip, s->rsp, s->rflags,
+			    s->cs.selector, s->cpl, s->ss.selector);
+	pr_info_ratelimited("onekvm: vcpu%u shutdown: cr0 %#llx cr2 %#llx cr3 %#llx cr4 %#llx efer %#llx\n",
+			    vcpu->vcpu_id, s->cr0, s->cr2, s->cr3, s->cr4,
+			    s->efer);
+	pr_info_ratelimited("onekvm: vcpu%u shutdown: idtr %#llx+%#x gdtr %#llx+%#x tr %#x exit_int_info %#x/%#x event_inj %#x int_state %#x int_ctl %#x last irq %#x\n",
+			    vcpu->vcpu_id, s->idtr.base, s->idtr.limit,
+			    s->gdtr.base, s->gdtr.limit, s->tr.selector,
+			    c->exit_int_info, c->exit_int_info_err,
+			    c->event_inj, c->int_state, c->int_ctl,
+			    vcpu->arch.interrupt.nr);
+}
+
 static int svm_unexpected(struct okvm_vcpu *vcpu, u64 code)
 {
 	u64 data[2] = { code, raw_smp_processor_id() };
@@ -321,6 +348,8 @@ int okvm_svm_handle_exit(struct okvm_vcpu *vcpu)
 		return okvm_npt_fault(vcpu, c->exit_info_2, c->exit_info_1);
 	case OKVM_EXIT_SHUTDOWN:
 		/* The VMCB is undefined after a shutdown: start over. */
+		if (dump_shutdown)
+			svm_dump_shutdown(vcpu);
 		okvm_emul_reset(vcpu);
 		okvm_x86_ops->vcpu_reset(vcpu);
 		vcpu->run->exit_reason = KVM_EXIT_SHUTDOWN;
