@@ -138,3 +138,24 @@ def test_kicks_policy_typo_is_a_user_error(monkeypatch):
     with pytest.raises(UserError, match="ONEKVM_VIRTIO_KICKS=inlne: auto, thread or inline"):
         vhost.from_machine(m, None)
     m.mem.close()
+
+
+@pytest.mark.parametrize("env, want", [(None, vhost.DEFAULT_POLL_US), ("0", 0), ("2500", 2500)])
+def test_poll_setting(monkeypatch, env, want):
+    pytest.importorskip("onekvm._abi")
+    if env is None:
+        monkeypatch.delenv("ONEKVM_VIRTIO_POLL_US", raising=False)
+    else:
+        monkeypatch.setenv("ONEKVM_VIRTIO_POLL_US", env)
+    m = fake_machine(caps=("IOEVENTFD",))
+    assert vhost.from_machine(m, None).poll_us == want
+    m.mem.close()
+
+
+@pytest.mark.parametrize("env", ["-1", "4ms", "100001"])
+def test_poll_setting_bad_is_a_user_error(monkeypatch, env):
+    monkeypatch.setenv("ONEKVM_VIRTIO_POLL_US", env)
+    m = fake_machine()
+    with pytest.raises(UserError, match=f"ONEKVM_VIRTIO_POLL_US={env}: microseconds, 0 to 100000"):
+        vhost.from_machine(m, None)
+    m.mem.close()

@@ -85,22 +85,24 @@ BAD_RINGS = {
 }
 
 
-@pytest.fixture(params=["intx", "msix", "intx-inline"])
+@pytest.fixture(params=["intx", "msix", "intx-inline", "msix-poll"])
 def irq(request):
     return request.param
 
 
 def _harness(kind: str, tmp_path, irq: str) -> tuple[Harness, int]:
     dev, q = DEVICES[kind](tmp_path)
-    h = Harness(dev, msix=irq == "msix", gsi=GSI, inline_kicks=irq.endswith("-inline"))
-    if irq == "msix":
+    msix = irq.startswith("msix")
+    poll_us = 2000 if irq.endswith("-poll") else 0  # the worker polls the ring after each batch
+    h = Harness(dev, msix=msix, gsi=GSI, inline_kicks=irq.endswith("-inline"), poll_us=poll_us)
+    if msix:
         t = h.t
         for v in range(t.msix.nvec):
             t.bar_write(MSIX_TABLE_OFF + 16 * v, 4, 0xFEE00000)
             t.bar_write(MSIX_TABLE_OFF + 16 * v + 8, 4, CONFIG_VECTOR_DATA + v)
             t.bar_write(MSIX_TABLE_OFF + 16 * v + 12, 4, 0)  # unmasked
         t.config_write(h.t.msix_cap + 2, 2, CTRL_ENABLE)
-    assert h.init(vectors=irq == "msix") & S_DRIVER_OK
+    assert h.init(vectors=msix) & S_DRIVER_OK
     return h, q
 
 

@@ -78,6 +78,7 @@ class Block(VirtioDevice):
     device_id = ID_BLOCK
     pci_class = 0x018000  # mass storage, other
     queue_sizes = (QUEUE_SIZE,)
+    poll_ok = True  # every request completes in process()
 
     @classmethod
     def parse(cls, text: str) -> DiskSpec:
@@ -145,12 +146,18 @@ class Block(VirtioDevice):
 
     # -- requests ---------------------------------------------------------------------------
     def handle(self, queue: SplitQueue, chain: Chain) -> int | None:
-        if chain.readable_len < _HDR.size or chain.writable_len < 1:
+        readable_len = chain.readable_len
+        writable_len = chain.writable_len
+        if readable_len < _HDR.size or writable_len < 1:
             # No header or no room for the status byte: nothing sane to answer with.
-            raise QueueError(f"request of {chain.readable_len}+{chain.writable_len} bytes has no header or status")
-        rtype, _, sector = _HDR.unpack(chain.read(0, _HDR.size))
-        data_out = chain.readable_len - _HDR.size
-        data_in = chain.writable_len - 1  # the last writable byte is the status
+            raise QueueError(f"request of {readable_len}+{writable_len} bytes has no header or status")
+        first = chain.readable[0]
+        if first.length >= _HDR.size:  # the usual case: the header is one buffer
+            rtype, _, sector = _HDR.unpack_from(first.buf, first.off)
+        else:
+            rtype, _, sector = _HDR.unpack(chain.read(0, _HDR.size))
+        data_out = readable_len - _HDR.size
+        data_in = writable_len - 1  # the last writable byte is the status
         written = 0
         try:
             if rtype == T_IN:
@@ -170,7 +177,7 @@ class Block(VirtioDevice):
         except OSError as e:
             log.debug("%s: request type %d sector %d: %s", self.name, rtype, sector, e)
             status = S_IOERR
-        chain.write(bytes([status]), chain.writable_len - 1)
+        chain.write_last(status)
         return written + 1
 
     def _range_ok(self, sector: int, length: int) -> bool:
@@ -216,10 +223,13 @@ def _transfer(op: Callable[[int, list[memoryview], int], int], fd: int, views: l
     """preadv/pwritev until done, IOV_MAX views at a time; returns bytes moved (short at EOF)."""
     done = 0
     while views:
-        n = op(fd, views[:IOV_MAX], off)
+        batch = views if len(views) <= IOV_MAX else views[:IOV_MAX]
+        n = op(fd, batch, off)
         if n <= 0:
             break
         done += n
+        if batch is views and n == sum(map(len, views)):
+            break  # the usual case: one call moved it all
         off += n
         views = _advance(views, n)
     return done

@@ -41,6 +41,9 @@ class VirtioDevice:
     # May a queue kick be served on the vCPU thread (Host.inline_kicks)? Not for devices whose
     # queue work waits on a backend that the worker polls.
     inline_ok: ClassVar[bool] = True
+    # May the worker poll the device's rings after a batch (Host.poll_us)? Only where process()
+    # serves everything the ring holds, so that the poller's "more work" is always real work.
+    poll_ok: ClassVar[bool] = False
 
     @classmethod
     def parse(cls, text: str) -> Any:

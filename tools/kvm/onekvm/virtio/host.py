@@ -20,6 +20,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("onekvm.virtio")
 
+DEFAULT_POLL_US = 0
+MAX_POLL_US = 100_000
+
 # fd, guest physical address, access length, assign (False: deassign)
 Ioeventfd = Callable[[int, int, int, bool], None]
 SignalMsi = Callable[[int, int], None]
@@ -43,6 +46,9 @@ class Host:
     # thread, inline, or auto (default: inline where the hypervisor has no ioeventfd, so the
     # kick is an exit to this thread anyway; thread where it has, so kicks bypass the vCPU).
     inline_kicks: bool = False
+    # With kicks on the worker: how long (microseconds, at most) it keeps watching a ring after a
+    # batch before it goes back to sleep; 0: never. ONEKVM_VIRTIO_POLL_US sets it.
+    poll_us: int = 0
 
 
 def _vm_ioeventfd(vm_fd: int) -> Ioeventfd:
@@ -93,6 +99,9 @@ def from_machine(machine: Any, set_level: SetLevel | None) -> Host:
         raise UserError(f"ONEKVM_VIRTIO_KICKS={kicks}: auto, thread or inline")
     if kicks == "auto":
         kicks = "thread" if ioeventfd is not None else "inline"
+    poll = os.environ.get("ONEKVM_VIRTIO_POLL_US") or str(DEFAULT_POLL_US)
+    if not poll.isdigit() or int(poll) > MAX_POLL_US:
+        raise UserError(f"ONEKVM_VIRTIO_POLL_US={poll}: microseconds, 0 to {MAX_POLL_US}")
     console = getattr(machine, "console", None)
     pci = getattr(machine, "pci", None)
     return Host(
@@ -104,4 +113,5 @@ def from_machine(machine: Any, set_level: SetLevel | None) -> Host:
         console_write=console.write if console is not None else None,
         mmio_alloc=getattr(pci, "alloc_mmio", None),
         inline_kicks=kicks == "inline",
+        poll_us=int(poll),
     )

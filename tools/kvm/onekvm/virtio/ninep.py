@@ -50,6 +50,7 @@ class NineP(VirtioDevice):
     device_id = ID_9P
     pci_class = 0x018000  # mass storage, other (as QEMU)
     queue_sizes = (128,)
+    poll_ok = True  # every request completes in process()
 
     @classmethod
     def parse(cls, text: str) -> ShareSpec:

@@ -18,7 +18,8 @@ import logging
 import os
 import struct
 import threading
-from typing import TYPE_CHECKING, Callable
+import time
+from typing import TYPE_CHECKING, Any, Callable
 
 from onekvm.devices.pci import COMMAND, COMMAND_INTX_DISABLE, COMMAND_MASTER, COMMAND_MEMORY, PciDevice
 from onekvm.errors import GuestError
@@ -69,6 +70,9 @@ CFG_DEVICE = 4
 CFG_PCI = 5
 
 
+# Batches _poll serves in a row before it lets the worker's event loop run.
+POLL_ROUNDS = 64
+
 ISR_QUEUE = 1
 ISR_CONFIG = 2
 
@@ -113,6 +117,11 @@ class VirtioPciDevice(CommonCfg, PciDevice):
         self._ioeventfds: dict[int, int] = {}  # queue -> notify address registered with the hypervisor
         self.add_bar(BAR_INDEX, BAR_SIZE, _Bar(self))
         self._add_caps()
+        # Polling after a batch (worker thread only): see _poll.
+        self.poll_max = host.poll_us / 1e6 if not self.inline and dev.poll_ok else 0.0
+        self.poll_window = self.poll_max
+        for q in self.queues:
+            q.polled = self.poll_max > 0
         self.worker = Worker(dev.name)
         for q, fd in zip(self.queues, self.kick_fds):
             self.worker.add(fd, self._kick_handler(q, fd))
@@ -241,7 +250,7 @@ class VirtioPciDevice(CommonCfg, PciDevice):
             i = (offset - NOTIFY_OFF) // NOTIFY_MULT
             if self.inline:
                 q = self.queues[i]
-                self.run(lambda: self._process(q))  # lock order host.lock -> dev_lock, as everywhere
+                self.run(self._process, q)  # lock order host.lock -> dev_lock, as everywhere
             else:
                 os.eventfd_write(self.kick_fds[i], 1)
         elif DEVICE_OFF <= offset < DEVICE_OFF + DEVICE_MAX:
@@ -289,21 +298,66 @@ class VirtioPciDevice(CommonCfg, PciDevice):
     def _kick_handler(self, q: SplitQueue, fd: int) -> Callable[[], None]:
         def kicked() -> None:
             drain_eventfd(fd)
-            self.run(lambda: self._process(q))
+            if not q.polled:
+                self.run(self._process, q)
+                return
+            before = q.last_avail
+            self.run(self._process, q)
+            self._poll(q, q.last_avail != before)
 
         return kicked
+
+    def _poll(self, q: SplitQueue, served: bool) -> None:
+        """After a batch, watch the ring instead of sleeping while the driver keeps up (worker thread).
+
+        On a polled ring process() leaves notifications off, so the driver's
+        next request costs no kick and no wake-up of this thread; the
+        interrupt for the batch already went out. The window adapts: it grows
+        (up to poll_max) to twice the wait when a request came within it, and
+        halves when none did. Giving up re-arms notifications and re-checks
+        the ring, as the end of a batch does without polling. A kick that
+        found nothing to serve re-arms at once.
+        """
+        mono = time.monotonic
+        yield_cpu = os.sched_yield
+        for _ in range(POLL_ROUNDS):
+            if served:
+                t0 = mono()
+                deadline = t0 + self.poll_window
+                while not q.peek():
+                    if mono() >= deadline:
+                        self.poll_window = max(self.poll_window / 2, self.poll_max / 64)
+                        break
+                    yield_cpu()  # lets the GIL and this CPU go to anyone who wants them
+                else:
+                    self.poll_window = min(self.poll_max, max(self.poll_window, 2 * (mono() - t0)))
+                    if self.broken:
+                        return
+                    self.run(self._process, q)
+                    continue
+            with self.dev_lock:
+                more = q.ready and not self.broken and q.rearm()
+            if not more:
+                return
+            self.run(self._process, q)
+            served = True
+        # Served POLL_ROUNDS batches in a row: back to the event loop (other queues, stop) with a
+        # kick pending, so this ring is served again right after.
+        with self.dev_lock:
+            q.rearm()
+        self.rekick(q)
 
     def _process(self, q: SplitQueue) -> None:
         if q.ready and self.status & S_DRIVER_OK:
             self.dev.process(q)
 
-    def run(self, fn: Callable[[], None]) -> None:
-        """Run device work under dev_lock; raise the interrupts it earned after dropping it."""
+    def run(self, fn: Callable[..., None], *args: Any) -> None:
+        """Run fn(*args), device work, under dev_lock; raise the interrupts it earned after dropping it."""
         with self.dev_lock:
             if self.broken:
                 return
             try:
-                fn()
+                fn(*args)
             except (QueueError, GuestError) as e:
                 self._fail(str(e))
             except Exception as e:  # noqa: BLE001 - a device bug: stop the device, keep the VMM

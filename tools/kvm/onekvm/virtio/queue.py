@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import struct
 import threading
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -44,32 +43,35 @@ class QueueError(Exception):
     """The guest broke the ring protocol; the device must be reset."""
 
 
-@dataclass
 class Segment:
-    addr: int
-    length: int
+    """One guest buffer: its guest address and length, and where it lies in the host mapping."""
+
+    __slots__ = ("addr", "length", "buf", "off")
+
+    def __init__(self, addr: int, length: int, buf: memoryview, off: int) -> None:
+        self.addr = addr
+        self.length = length
+        self.buf = buf  # the whole region's view (checked once, when the chain was walked)
+        self.off = off  # addr's offset in buf
+
+    def __repr__(self) -> str:
+        return f"Segment({self.addr:#x}, {self.length:#x})"
 
 
 class Chain:
     """One descriptor chain: the readable segments, then the writable ones."""
 
-    __slots__ = ("head", "readable", "writable", "_mem")
+    __slots__ = ("head", "readable", "writable", "readable_len", "writable_len")
 
-    def __init__(self, mem: GuestMemory, head: int) -> None:
-        self._mem = mem
+    def __init__(self, head: int) -> None:
         self.head = head
         self.readable: list[Segment] = []
         self.writable: list[Segment] = []
+        self.readable_len = 0
+        self.writable_len = 0
 
-    @property
-    def readable_len(self) -> int:
-        return sum(s.length for s in self.readable)
-
-    @property
-    def writable_len(self) -> int:
-        return sum(s.length for s in self.writable)
-
-    def _views(self, segs: list[Segment], offset: int, length: int | None) -> list[memoryview]:
+    @staticmethod
+    def _views(segs: list[Segment], offset: int, length: int | None) -> list[memoryview]:
         out: list[memoryview] = []
         left = -1 if length is None else length
         for s in segs:
@@ -82,7 +84,8 @@ class Chain:
             if left >= 0:
                 n = min(n, left)
                 left -= n
-            out.append(self._mem.view(s.addr + offset, n))
+            start = s.off + offset
+            out.append(s.buf[start : start + n])
             offset = 0
         return out
 
@@ -95,17 +98,25 @@ class Chain:
         return self._views(self.writable, offset, length)
 
     def read(self, offset: int = 0, length: int | None = None) -> bytes:
-        return b"".join(bytes(v) for v in self.readable_views(offset, length))
+        views = self._views(self.readable, offset, length)
+        if len(views) == 1:
+            return bytes(views[0])
+        return b"".join(views)
 
     def write(self, data: bytes | bytearray | memoryview, offset: int = 0) -> int:
         """Scatter data into the writable part; returns how much fit."""
         mv = memoryview(data)
         done = 0
-        for v in self.writable_views(offset, len(mv)):
+        for v in self._views(self.writable, offset, len(mv)):
             n = len(v)
             v[:] = mv[done : done + n]
             done += n
         return done
+
+    def write_last(self, byte: int) -> None:
+        """Store one byte at the very end of the writable part (a status byte); there must be one."""
+        s = self.writable[-1]
+        s.buf[s.off + s.length - 1] = byte
 
 
 class SplitQueue:
@@ -119,6 +130,9 @@ class SplitQueue:
         self.max_size = max_size
         self.event_idx = False
         self.indirect = False
+        # The device's worker polls this ring after each batch (pci.py): process() leaves
+        # notifications off and the poll loop re-arms them when it gives up.
+        self.polled = False
         self.reset()
 
     def reset(self) -> None:
@@ -199,7 +213,7 @@ class SplitQueue:
             raise QueueError(f"queue {self.index}: head descriptor {head} beyond queue size {n}")
         desc = self._desc
         assert desc is not None
-        chain = Chain(self.mem, head)
+        chain = Chain(head)
         i = head
         seen = 0
         while True:
@@ -227,10 +241,14 @@ class SplitQueue:
         count = length // DESC_SIZE
         if count > MAX_QUEUE_SIZE:
             raise QueueError(f"queue {self.index}: indirect table of {count} descriptors")
-        if not self.mem.contains(table, length):
+        for r in self.mem.regions:
+            off = table - r.gpa
+            if off >= 0 and off + length <= r.size:
+                break
+        else:
             raise QueueError(f"queue {self.index}: indirect table at {table:#x}+{length:#x} is outside guest RAM")
         # One C call unpacks the whole table; the walk below follows the links.
-        descs = list(_DESC.iter_unpack(self.mem.view(table, length)))
+        descs = list(_DESC.iter_unpack(r.view[off : off + length]))
         i = 0
         seen = 0
         while True:
@@ -250,23 +268,30 @@ class SplitQueue:
     def _add(self, chain: Chain, addr: int, length: int, flags: int) -> None:
         if length == 0:
             return
-        mem = self.mem
-        if not mem.contains(addr, length):
+        # The region of guest RAM that holds the whole buffer (a buffer across two regions is
+        # outside RAM as far as a view is concerned).
+        for r in self.mem.regions:
+            off = addr - r.gpa
+            if off >= 0 and off + length <= r.size:
+                break
+        else:
             raise QueueError(f"queue {self.index}: buffer {addr:#x}+{length:#x} is outside guest RAM")
         if flags & DESC_F_WRITE:
             segs = chain.writable
+            chain.writable_len += length
         elif chain.writable:
             raise QueueError(f"queue {self.index}: device-readable buffer after a writable one")
         else:
             segs = chain.readable
+            chain.readable_len += length
         if segs:
             # Physically adjacent buffers (a driver's page-by-page scatter list often is) become one
             # segment: fewer views and iovecs per request. Only within one region of guest RAM.
             last = segs[-1]
-            if last.addr + last.length == addr and mem.contains(last.addr, last.length + length):
+            if last.buf is r.view and last.off + last.length == off:
                 last.length += length
                 return
-        segs.append(Segment(addr, length))
+        segs.append(Segment(addr, length, r.view, off))
 
     # -- the used side -----------------------------------------------------------
     def push(self, head: int, written: int) -> None:
@@ -296,8 +321,23 @@ class SplitQueue:
         used_event = _U16.unpack_from(avail, 4 + 2 * self.size)[0]
         return ((new - used_event - 1) & 0xFFFF) < ((new - old) & 0xFFFF)
 
+    def peek(self) -> bool:
+        """Are there chains the driver published and the device has not taken? Safe without dev_lock."""
+        avail = self._avail
+        return avail is not None and _U16.unpack_from(avail, 2)[0] != self.last_avail
+
     def arm_notify(self) -> bool:
-        """Ask for a kick at the next buffer; True if more arrived meanwhile (process again)."""
+        """Ask for a kick at the next buffer; True if more arrived meanwhile (process again).
+
+        On a polled ring this leaves notifications off and returns False: the poller
+        watches the ring and calls rearm() when it stops.
+        """
+        if self.polled and self.event_idx:
+            return False
+        return self.rearm()
+
+    def rearm(self) -> bool:
+        """arm_notify() for whoever stops watching the ring."""
         used = self._used
         if used is None:
             return False

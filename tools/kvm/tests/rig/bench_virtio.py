@@ -73,7 +73,20 @@ def build_vreader(directory: str) -> str:
     return out
 
 
-def write_initramfs(directory: str, max_bytes: int, seconds: float) -> str:
+def select_cases(spec: str) -> tuple[tuple[str, str, str, int, str], ...]:
+    """The CASES named by a comma-separated list of names or prefixes ("blk", "9p-seq"); all if empty."""
+    if not spec:
+        return CASES
+    want = [w for w in spec.split(",") if w]
+    picked = tuple(c for c in CASES if any(c[0] == w or c[0].startswith(w + "-") for w in want))
+    if not picked:
+        raise SystemExit(f"--cases {spec}: none of {', '.join(c[0] for c in CASES)}")
+    return picked
+
+
+def write_initramfs(
+    directory: str, max_bytes: int, seconds: float, cases: tuple[tuple[str, str, str, int, str], ...] = CASES
+) -> str:
     kver = os.path.basename(l2_kernel()).removeprefix("vmlinuz-")
     files: dict[str, bytes] = {}
     names = []
@@ -88,14 +101,14 @@ def write_initramfs(directory: str, max_bytes: int, seconds: float) -> str:
         names.append(name)
     with open(build_vreader(directory), "rb") as f:
         files["bin/vreader"] = f.read()
-    cases = "\n".join(
+    script = "\n".join(
         f"echo 3 > /proc/sys/vm/drop_caches; echo \"VB: {name} $(/bin/vreader {mode} {path} {bs} {max_bytes} "
         f"{seconds} {flag} 2>&1)\""
-        for name, path, mode, bs, flag in CASES
+        for name, path, mode, bs, flag in cases
     )
     out = os.path.join(directory, "bench-virtio.cpio")
     with open(out, "wb") as f:
-        f.write(initramfs.build(init=INIT % {"mods": " ".join(names), "tag": TAG, "cases": cases}, files=files))
+        f.write(initramfs.build(init=INIT % {"mods": " ".join(names), "tag": TAG, "cases": script}, files=files))
     return out
 
 
@@ -163,8 +176,10 @@ def main() -> int:
     ap.add_argument(
         "--pin", metavar="CPUS", help="also run each VMM under `taskset -c CPUS` (all its threads on those L1 CPUs)"
     )
+    ap.add_argument("--cases", default="", help="only these cases: names or prefixes, e.g. 'blk' or 'blk-seq,9p'")
     ap.add_argument("--verbose", action="store_true", help="print each guest's whole output")
     args = ap.parse_args()
+    cases = select_cases(args.cases)
 
     work = tempfile.mkdtemp(prefix="onekvm-bench-virtio-")
     share = os.path.join(work, "share")
@@ -173,7 +188,7 @@ def main() -> int:
     with open(image, "wb") as f:
         for _ in range(args.size_mib):
             f.write(os.urandom(1 << 20))
-    initrd = write_initramfs(work, args.bytes, args.seconds)
+    initrd = write_initramfs(work, args.bytes, args.seconds, cases)
     mine = onekvm_cmd(args.dev, initrd, image, share, args.onekvm_args.split())
     contenders = {"onekvm": ["ONEKVM_VIRTIO_KICKS=thread", *mine]}
     if not args.no_inline:
@@ -191,7 +206,7 @@ def main() -> int:
         f"{args.seconds:g} s per case, {args.runs} runs",
         flush=True,
     )
-    figures: dict[str, dict[str, list[float]]] = {n: {c[0]: [] for c in CASES} for n in contenders}
+    figures: dict[str, dict[str, list[float]]] = {n: {c[0]: [] for c in cases} for n in contenders}
     failed = False
     for i in range(args.runs):
         for name, cmd in contenders.items():  # interleaved: load drifts hit both alike
@@ -206,11 +221,11 @@ def main() -> int:
                 print(out)
             for case, mbs in got.items():
                 figures[name][case].append(mbs)
-            row = " ".join(f"{case} {got.get(case, 0):8.2f}" for case, *_ in CASES)
+            row = " ".join(f"{case} {got.get(case, 0):8.2f}" for case, *_ in cases)
             print(f"run {i + 1} {name:<15} {row} MB/s  ({wall:.1f} s wall, load {loadavg()})", flush=True)
-    med = {n: {c: statistics.median(v) for c, v in cases.items() if v} for n, cases in figures.items()}
+    med = {n: {c: statistics.median(v) for c, v in per.items() if v} for n, per in figures.items()}
     pins = ["", f"@{args.pin}"] if args.pin else [""]
-    for case, *_ in CASES:
+    for case, *_ in cases:
         cells = "  ".join(f"{n} {med[n][case]:.2f}" for n in med if case in med[n])
         line = f"median {case:<11} {cells} MB/s;"
         for pin in pins:
