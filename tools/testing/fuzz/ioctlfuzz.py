@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import ctypes
+import errno
 import json
 import mmap
 import os
@@ -360,6 +361,8 @@ class Executor:
         self.dev, self.arena, self.verbose = dev, arena, verbose
         self.pairs: Counter[tuple[str, str]] = Counter()
         self.exits: Counter[str] = Counter()
+        # Wall seconds inside KVM_RUN, by how it ended (threads overlap).
+        self.run_time: Counter[str] = Counter()
         self.ops = 0
         self.ptrs = [0, 1, arena.addr, arena.addr + ARENA_SIZE - 8, arena.guard, arena.ro,
                      0xDEAD000, 0xFFFF888000000000, 0xFFFFFFFFFF600000, 0xFFFFFFFFFFFFFFFF]
@@ -661,8 +664,10 @@ class Executor:
                 # would otherwise leave a spinning guest running forever.
                 t = rng.choice([0.02, 0.05, 0.2])
                 signal.setitimer(signal.ITIMER_REAL, t, t)
+            t0 = time.monotonic()
             try:
                 ioctl(v.fd, lib.KVM_RUN, 0)
+                dt = time.monotonic() - t0
                 reason = v.run.exit_reason
                 last = EXIT_NAMES.get(reason, f"exit{reason}")
                 if reason == lib.KVM_EXIT_INTR and main:
@@ -672,8 +677,13 @@ class Executor:
                     last = "ok-but-INTR"
                 with self.lock:
                     self.exits[last] += 1
+                    self.run_time["exit"] += dt
                 self.record("KVM_RUN", 0)
             except OSError as e:
+                # EINTR: the guest ran until the timer or a kick.
+                dt = time.monotonic() - t0
+                with self.lock:
+                    self.run_time["signal" if e.errno == errno.EINTR else "error"] += dt
                 last = self.record("KVM_RUN", e.errno or 0)
             finally:
                 if main:
@@ -914,7 +924,7 @@ ME = "tools/testing/fuzz/ioctlfuzz.py"
 def device_stats(ex: Executor) -> dict[str, Any]:
     return {"kind": ex.dev.kind, "ops": ex.ops,
             "pairs": {f"{k[0]} {k[1]}": v for k, v in sorted(ex.pairs.items())},
-            "exits": dict(ex.exits)}
+            "exits": dict(ex.exits), "kvm_run_seconds": {k: round(v, 1) for k, v in ex.run_time.items()}}
 
 
 def cpu_times() -> dict[str, float]:
@@ -934,14 +944,16 @@ def merge_stats(parts: list[dict[str, Any]]) -> dict[str, Any]:
         out["cpu"].update(part.get("cpu", {}))
         for path, d in part["devices"].items():
             m = out["devices"].setdefault(path, {"kind": d["kind"], "ops": 0, "pairs": Counter(),
-                                                 "exits": Counter()})
+                                                 "exits": Counter(), "kvm_run_seconds": Counter()})
             m["ops"] += d["ops"]
+            m["kvm_run_seconds"].update(d.get("kvm_run_seconds", {}))
             m["pairs"].update(d["pairs"])
             m["exits"].update(d["exits"])
     out["cpu"] = {k: round(v, 1) for k, v in out["cpu"].items()}
     for m in out["devices"].values():
         m["pairs"] = dict(sorted(m["pairs"].items()))
         m["exits"] = dict(m["exits"])
+        m["kvm_run_seconds"] = {k: round(v, 1) for k, v in m["kvm_run_seconds"].items()}
     return out
 
 
@@ -956,6 +968,10 @@ def summarize(stats: dict[str, Any], seconds: float) -> None:
         print(f"ioctlfuzz: {path} ({d['kind']}): {done} sequences, {d['ops']} ops in {seconds:.0f} s"
               f" ({done / seconds if seconds else 0:.1f} sequences/s); {len(ioctls)} distinct ioctls, "
               f"{len(d['pairs'])} distinct (ioctl, errno) pairs; exits {top}")
+        rt = d.get("kvm_run_seconds", {})
+        print(f"ioctlfuzz: {path}: wall seconds inside KVM_RUN (summed over threads and workers): "
+              f"{rt.get('signal', 0):.1f} until a timer or kick (EINTR), {rt.get('exit', 0):.1f} to an exit, "
+              f"{rt.get('error', 0):.1f} to another error")
     if "cpu" in stats:
         c = stats["cpu"]
         print(f"ioctlfuzz: CPU seconds: fuzzer user {c['user']:.1f}, system {c['system']:.1f}; "
