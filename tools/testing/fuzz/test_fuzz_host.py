@@ -122,3 +122,30 @@ def test_merge_stats_sums_the_workers() -> None:
 def test_jobs_must_be_positive(capsys) -> None:  # type: ignore[no-untyped-def]
     assert F.main(["--jobs", "0", "--dev", "/nonexistent"]) == 2
     assert "--jobs" in capsys.readouterr().err
+
+
+def test_signal_mask_never_blocks_the_kicks() -> None:
+    """KVM_SET_SIGNAL_MASK arguments never block SIGALRM or SIGUSR1, even
+    with fewer than 8 mask bytes and the arena full of an earlier
+    argument's bytes (a run hung that way: seed 0xdd611adcfc1d)."""
+    import random
+    import signal
+
+    arena = F.Arena()
+    ex = F.Executor.__new__(F.Executor)
+    ex.arena = arena
+    ex.ptrs = [0, 1, arena.addr, arena.addr + F.ARENA_SIZE - 8, arena.guard, arena.ro, 0xDEAD000]
+    d = F.BY_NAME["KVM_SET_SIGNAL_MASK"]
+    kicks = (1 << (signal.SIGALRM - 1)) | (1 << (signal.SIGUSR1 - 1))
+    seen = 0
+    for seed in range(400):
+        F.ffi.memmove(arena.buf, b"\xff" * F.ARENA_SIZE, F.ARENA_SIZE)
+        addr = ex.build_arg(random.Random(seed), d, -1)
+        if not arena.addr <= addr < arena.guard:
+            continue
+        assert addr + 12 <= arena.guard, "the mask bytes must be the argument's own"
+        raw = arena.get(addr, 12)
+        if int.from_bytes(raw[:4], "little") == 8:
+            seen += 1
+            assert int.from_bytes(raw[4:12], "little") & kicks == 0
+    assert seen > 0
