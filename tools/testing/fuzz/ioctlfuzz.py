@@ -879,10 +879,11 @@ def seq_seed(run_seed: int, i: int) -> int:
     return random.Random(run_seed * 1000003 + i).getrandbits(48)
 
 
-def worker_seeds(run_seed: int, seqs: int, wid: int, jobs: int) -> Iterator[int]:
-    """The sequence seeds worker `wid` of `jobs` runs: indices wid, wid +
-    jobs, ... of the run's (disjoint; together, the seeds one worker runs)."""
-    return (seq_seed(run_seed, i) for i in range(wid, seqs, jobs))
+def worker_seeds(run_seed: int, seqs: int, wid: int, jobs: int, first: int = 0) -> Iterator[int]:
+    """The sequence seeds worker `wid` of `jobs` runs: indices first + wid,
+    first + wid + jobs, ... below seqs (disjoint; together, the seeds one
+    worker runs)."""
+    return (seq_seed(run_seed, i) for i in range(first + wid, seqs, jobs))
 
 
 # --- main -----------------------------------------------------------------
@@ -911,6 +912,8 @@ def parse_args(argv: Optional[list[str]]) -> argparse.Namespace:
     p.add_argument("--seqs", type=int, default=100, help="number of sequences")
     p.add_argument("--time", type=float, default=0, help="stop after this many seconds")
     p.add_argument("--ops", type=int, default=24, help="ops per sequence (after the prologue)")
+    p.add_argument("--first", type=int, default=0,
+                   help="start at this sequence index of the run (resume a run seed; --seqs is the end)")
     p.add_argument("--jobs", type=int, default=1,
                    help="worker processes; worker w runs sequences w, w+N, w+2N, ... of the run")
     p.add_argument("--replay", type=lambda s: int(s, 0), default=None, help="run one sequence seed, verbosely")
@@ -1060,7 +1063,7 @@ def run_fuzz(a: argparse.Namespace, run_seed: int, only: frozenset[str], saved: 
         if pi:
             todo = ran[:done]
         else:
-            todo = seeds or worker_seeds(run_seed, a.seqs, wid, jobs)
+            todo = seeds or worker_seeds(run_seed, a.seqs, wid, jobs, a.first)
         for i, s in enumerate(todo):
             if pi == 0:
                 ran.append(s)

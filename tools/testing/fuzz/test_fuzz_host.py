@@ -103,6 +103,7 @@ def test_workers_split_the_run_disjointly() -> None:
     assert sorted(sum(parts, [])) == sorted(whole)
     assert parts[1][:2] == [whole[1], whole[4]]
     assert list(F.worker_seeds(0x5EED, 103, 0, 1)) == whole
+    assert list(F.worker_seeds(0x5EED, 103, 1, 2, first=100)) == [whole[101]]
 
 
 def test_merge_stats_sums_the_workers() -> None:
