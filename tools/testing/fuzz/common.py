@@ -199,9 +199,15 @@ def kernel_modules() -> set[str]:
 
 def tainted() -> int:
     try:
-        return int(Path("/proc/sys/kernel/tainted").read_text())
+        fd = os.open("/proc/sys/kernel/tainted", os.O_RDONLY)
     except OSError:
         return 0
+    try:
+        return int(os.read(fd, 64))
+    except (OSError, ValueError):
+        return 0
+    finally:
+        os.close(fd)
 
 
 _SPLAT = re.compile(r"WARNING: CPU: \d+ PID: \d+ at |\bBUG: |kernel BUG at |\bOops\b|"
@@ -239,3 +245,47 @@ def kmsg_splats(since_seq: int = 0) -> tuple[list[str], int]:
     finally:
         os.close(fd)
     return found, last
+
+
+class KmsgWatch:
+    """The kernel log records written after this object was made, read
+    from one /dev/kmsg fd kept open: each check() reads only the new
+    records.  (kmsg_splats() reads the whole buffer every time, which costs
+    tens of milliseconds per call in the rig.)"""
+
+    def __init__(self) -> None:
+        try:
+            self.fd = os.open("/dev/kmsg", os.O_RDONLY | os.O_NONBLOCK)
+        except OSError:
+            self.fd = -1
+            return
+        try:
+            os.lseek(self.fd, 0, os.SEEK_END)
+        except OSError:                         # read (and skip) the old records
+            self.check()
+
+    def check(self) -> list[str]:
+        """Splat lines among the records written since the last check."""
+        found: list[str] = []
+        if self.fd < 0:
+            return found
+        while True:
+            try:
+                rec = os.read(self.fd, 8192)
+            except BlockingIOError:
+                break
+            except OSError as e:
+                if e.errno == errno.EPIPE:      # overwritten records: go on
+                    continue
+                break
+            if not rec:
+                break
+            msg = rec.decode(errors="replace").partition(";")[2]
+            if _SPLAT.search(msg):
+                found.append(msg.strip())
+        return found
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1

@@ -7,8 +7,9 @@
 #   make fuzz-ci                 bounded pass (CI, part of test-all): one rig
 #                                boot, both hypervisors, ~2-3 min of rig time
 #   make fuzz [SEQS=100000] [SEED=n] [CYCLES=1000] [FUZZ_TIME=sec] [COMPARE=1]
-#                                the long run: ioctl fuzzer, churn with module
-#                                reloads, hostile guests
+#             [JOBS=2]           the long run: ioctl fuzzer (JOBS worker
+#                                processes), churn with module reloads,
+#                                hostile guests
 #   make fuzz-replay SEED=0x... [DEV=/dev/onekvm]   one sequence, verbosely
 #   make fuzz-host-test          the tools' own host-side tests (part of `make test`)
 #
@@ -21,6 +22,11 @@ SEQS ?= 100000
 CYCLES ?= 1000
 FUZZ_TIME ?= 0
 FUZZ_OPS ?= 24
+# Fuzzer worker processes for `make fuzz` (the rig's L1 has 2 CPUs; worker w
+# runs sequences w, w+JOBS, ...: every seed still replays alone).  fuzz-ci
+# keeps one: it runs L1 on one TCG thread, where a second worker only
+# time-shares it.
+JOBS ?= 2
 FUZZ_RESULTS ?= build/vmtest-results/fuzz-$(KVER)
 DEV ?= /dev/onekvm
 
@@ -42,7 +48,7 @@ FUZZ_CI_CMD = R=$$VMTEST_RESULTS && \
 
 FUZZ_LONG_CMD = $(FUZZ_PY)/hostile.py --dev /dev/onekvm $(if $(COMPARE),--dev /dev/kvm) && \
 	$(FUZZ_PY)/ioctlfuzz.py --dev /dev/onekvm $(if $(COMPARE),--compare /dev/kvm) \
-		$(if $(SEED),--seed $(SEED)) --seqs $(SEQS) --time $(FUZZ_TIME) --ops $(FUZZ_OPS) \
+		$(if $(SEED),--seed $(SEED)) --seqs $(SEQS) --time $(FUZZ_TIME) --ops $(FUZZ_OPS) --jobs $(JOBS) \
 		--json $$VMTEST_RESULTS/ioctlfuzz.json && \
 	$(FUZZ_PY)/churn.py --dev /dev/onekvm --cycles $(CYCLES) --kill-every 10 --reload-every 100 \
 		--module $(FUZZ_KO) $(if $(SEED),--seed $(SEED))

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import ctypes
+import errno
 import json
 import mmap
 import os
@@ -33,16 +34,16 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Iterator, Optional
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (  # noqa: E402
     IoctlDef,
+    KmsgWatch,
     block_alarm,
     errname,
     install_kick_handlers,
     ioctl_table,
-    kmsg_splats,
     tainted,
 )
 from kvmtest import Device, Memory, Vcpu, Vm, layout  # noqa: E402
@@ -64,6 +65,7 @@ BOUNDARY = [0, 1, 2, 3, 7, 8, 0xF, 0x10, 0x7F, 0x80, 0xFF, 0x100, 0xFFF, 0x1000,
 TABLE: list[IoctlDef] = ioctl_table()
 BY_NAME: dict[str, IoctlDef] = {d.name: d for d in TABLE}
 KNOWN_REQUESTS = {d.request for d in TABLE}
+POOLS: dict[str, list[IoctlDef]] = {k: [d for d in TABLE if k in d.kinds] for k in ("system", "vm", "vcpu")}
 CAPS = sorted({getattr(lib, n) for n in dir(lib) if n.startswith("KVM_CAP_")})
 MEM_FLAGS = [getattr(lib, n) for n in ("KVM_MEM_LOG_DIRTY_PAGES", "KVM_MEM_READONLY") if hasattr(lib, n)]
 
@@ -148,9 +150,25 @@ def leaves(argtype: str) -> list[tuple[int, int]]:
     return _LEAF_CACHE[argtype]
 
 
+_FLEX_CACHE: dict[str, Optional[tuple[int, int, int]]] = {}
+_SIZE_CACHE: dict[str, int] = {}
+
+
 def flex_info(argtype: str) -> Optional[tuple[int, int, int]]:
     """For a struct ending in a flexible array: (offset of the count field,
     its size, the size of one array element); else None."""
+    if argtype not in _FLEX_CACHE:
+        _FLEX_CACHE[argtype] = _flex_info(argtype)
+    return _FLEX_CACHE[argtype]
+
+
+def type_size(argtype: str) -> int:
+    if argtype not in _SIZE_CACHE:
+        _SIZE_CACHE[argtype] = ffi.sizeof(argtype)
+    return _SIZE_CACHE[argtype]
+
+
+def _flex_info(argtype: str) -> Optional[tuple[int, int, int]]:
     t = ffi.typeof(argtype)
     if t.kind != "struct" or not t.fields:
         return None
@@ -159,6 +177,49 @@ def flex_info(argtype: str) -> Optional[tuple[int, int, int]]:
         return None
     count = t.fields[0][1]                 # nent / nmsrs / nr come first
     return count.offset, ffi.sizeof(count.type), ffi.sizeof(last.type.item)
+
+
+def rand_bytes(rng: random.Random, n: int) -> bytes:
+    """bytes(rng.getrandbits(8) for _ in range(n)), the same bytes and the
+    same state of `rng` afterwards, in one call: getrandbits(8) is the top
+    byte of one 32-bit Mersenne Twister word, and getrandbits(32 * n) is n
+    such words, the first the least significant."""
+    return rng.getrandbits(32 * n).to_bytes(4 * n, "little")[3::4] if n > 0 else b""
+
+
+class ByteChoices:
+    """choices(rng, n) == bytes(rng.choice(table) for _ in range(n)), the
+    same bytes and the same state of `rng` afterwards, for a table of at
+    most 256 entries.  choice() takes getrandbits(k), k = len.bit_length(),
+    until it is below len: the top k bits of one 32-bit word per try.  So n
+    words drawn at once and filtered (a reject byte in the translation),
+    then as many more as were rejected, consume exactly the same words."""
+
+    def __init__(self, table: bytes) -> None:
+        self.n = len(table)
+        self.k = self.n.bit_length()
+        assert 0 < self.n <= 256 and self.k <= 8
+        # The top byte of a word to the chosen byte; rejected values map to
+        # a byte the table does not hold, removed afterwards.
+        self.reject = next(b for b in range(256) if b not in table)
+        self.trans = bytes(table[v >> (8 - self.k)] if v >> (8 - self.k) < self.n else self.reject
+                           for v in range(256))
+        self.rej = bytes([self.reject])
+
+    def choices(self, rng: random.Random, n: int) -> bytes:
+        out = b""
+        while len(out) < n:
+            need = n - len(out)
+            top = rng.getrandbits(32 * need).to_bytes(4 * need, "little")[3::4]
+            out += top.translate(self.trans).replace(self.rej, b"")
+        return out
+
+
+# Opcodes that exit (or fault) more often than random bytes do.
+EXITING_OPCODES = bytes([0xF4, 0xE4, 0xE6, 0xEC, 0xEE, 0x0F, 0x01, 0xD8, 0xD9, 0xDA, 0xDB, 0xDC, 0xDD, 0xDE,
+                         0xDF, 0xC1, 0xFA, 0xFB, 0xCC, 0xCD, 0x31, 0xA2, 0x30, 0x32, 0x89, 0x88, 0x8B, 0xA3,
+                         0x05])
+EXITING_CODE = ByteChoices(EXITING_OPCODES)
 
 
 def rand_value(rng: random.Random, size: int, ptrs: list[int]) -> int:
@@ -194,6 +255,24 @@ def mutate(rng: random.Random, data: bytearray, argtype: Optional[str], ptrs: li
         elif data:
             i = rng.randrange(len(data))
             data[i] = rng.randrange(256)
+
+
+_TABLES: dict[int, list[tuple[int, bytes]]] = {}
+
+
+def guest_tables(bits: int) -> list[tuple[int, bytes]]:
+    """(guest address, bytes) of the library's exception stubs, IVT or
+    GDT, IDT and page tables for a mode; built once."""
+    if bits not in _TABLES:
+        stubs = EXC_STUBS[bits].build()
+        t = [(stubs.base, bytes(stubs.data))]
+        if bits == 16:
+            t.append((0, _idt(16).ljust(0x400, b"\0")))
+        else:
+            t += [(layout.GDT, _gdt()), (layout.IDT, _idt(bits).ljust(256 * 16, b"\0")),
+                  (layout.PML4, _page_tables())]
+        _TABLES[bits] = t
+    return _TABLES[bits]
 
 
 # --- the ops --------------------------------------------------------------
@@ -253,19 +332,22 @@ class Watchdog:
 
     def __init__(self) -> None:
         self.stamp = time.monotonic()
-        self.what = ""
+        self.what: tuple[int, int, Optional[Op]] = (0, 0, None)
         t = threading.Thread(target=self._loop, daemon=True, name="watchdog")
         t.start()
 
-    def beat(self, what: str) -> None:
-        self.stamp, self.what = time.monotonic(), what
+    def beat(self, seed: int, i: int, op: Op) -> None:
+        """Progress: op i of sequence seed starts (formatted only on a hang)."""
+        self.stamp, self.what = time.monotonic(), (seed, i, op)
 
     def _loop(self) -> None:
         block_alarm()
         while True:
             time.sleep(1)
             if time.monotonic() - self.stamp > HANG_SECONDS:
-                print(f"ioctlfuzz: HANG: no progress for {HANG_SECONDS:g} s in {self.what}", flush=True)
+                seed, i, op = self.what
+                print(f"ioctlfuzz: HANG: no progress for {HANG_SECONDS:g} s in seed {seed:#x} op {i} {op}",
+                      flush=True)
                 os._exit(3)
 
 
@@ -279,6 +361,8 @@ class Executor:
         self.dev, self.arena, self.verbose = dev, arena, verbose
         self.pairs: Counter[tuple[str, str]] = Counter()
         self.exits: Counter[str] = Counter()
+        # Wall seconds inside KVM_RUN, by how it ended (threads overlap).
+        self.run_time: Counter[str] = Counter()
         self.ops = 0
         self.ptrs = [0, 1, arena.addr, arena.addr + ARENA_SIZE - 8, arena.guard, arena.ro,
                      0xDEAD000, 0xFFFF888000000000, 0xFFFFFFFFFF600000, 0xFFFFFFFFFFFFFFFF]
@@ -311,11 +395,13 @@ class Executor:
             return rand_value(rng, 8, self.ptrs)
         r = rng.random()
         if r < 0.12:                               # bad or odd pointer
-            if d.argtype == "struct kvm_sregs":    # never unchecked bytes: see rig_safe_sregs
+            # Never unchecked bytes (an arena address holds an earlier
+            # argument): see rig_safe_sregs and the signal mask below.
+            if d.argtype == "struct kvm_sregs" or d.name == "KVM_SET_SIGNAL_MASK":
                 return rng.choice([p for p in self.ptrs if not self.arena.addr <= p < self.arena.guard
                                    and p != self.arena.ro])
             return rng.choice(self.ptrs)
-        size = ffi.sizeof(d.argtype)
+        size = type_size(d.argtype)
         fl = flex_info(d.argtype)
         if r < 0.5:                                # mutate what GET returns
             data = self.get_template(d, fd, size, fl)
@@ -323,7 +409,7 @@ class Executor:
         elif r < 0.6:
             data = bytearray(size)
         elif r < 0.7:
-            data = bytearray(rng.getrandbits(8) for _ in range(size))
+            data = bytearray(rand_bytes(rng, size))
         else:
             data = bytearray(size)
             mutate(rng, data, d.argtype, self.ptrs, rng.randint(1, 8))
@@ -342,9 +428,15 @@ class Executor:
                     data[off:off + 4] = rand_value(rng, 4, []).to_bytes(4, "little")
         if d.argtype == "struct kvm_sregs":
             rig_safe_sregs(data)
-        if d.name == "KVM_SET_SIGNAL_MASK" and len(data) >= size + 8:
+        if d.name == "KVM_SET_SIGNAL_MASK":
             # Never block the signals that bound KVM_RUN here: a guest that
-            # spins would then (rightly) never return.
+            # spins would then (rightly) never return.  The 8 mask bytes
+            # are always ours: with fewer items the kernel read whatever an
+            # earlier argument left in the arena after them (a hang, seed
+            # 0xdd611adcfc1d: SIGALRM and SIGUSR1 blocked, then a spinning
+            # guest in the threads op).
+            if len(data) < size + 8:
+                data += bytearray(size + 8 - len(data))
             keep = ~((1 << (signal.SIGALRM - 1)) | (1 << (signal.SIGUSR1 - 1)))
             m = int.from_bytes(data[size:size + 8], "little") & keep & ((1 << 64) - 1)
             data[size:size + 8] = m.to_bytes(8, "little")
@@ -405,7 +497,7 @@ class Executor:
         try:
             for i, op in enumerate(ops):
                 if WATCHDOG:
-                    WATCHDOG.beat(f"seed {seed:#x} op {i} {op}")
+                    WATCHDOG.beat(seed, i, op)
                 if self.verbose:
                     print(f"  [{i}] {op}", flush=True)
                 out = getattr(self, "op_" + op.kind)(random.Random(op.args.get("sub", i)), **{
@@ -508,7 +600,7 @@ class Executor:
         if r < 0.08:
             req = _unknown_request(rng)
             return self.call(fd, req, rand_value(rng, 8, self.ptrs), "unknown")[0]
-        pool = [d for d in TABLE if kind in d.kinds] if r < 0.85 else TABLE
+        pool = POOLS[kind] if r < 0.85 else TABLE
         d = rng.choice(pool)
         if d.name in ("KVM_RUN", "KVM_CREATE_VM", "KVM_CREATE_VCPU"):
             d = rng.choice(pool)                  # those have their own ops
@@ -539,23 +631,12 @@ class Executor:
         low = [s for s in vm.slots.values() if s.gpa == 0 and s.mem.size >= 0x40000 and s.mem._buf is not None]
         if low:
             mem = low[0].mem.map
-            stubs = EXC_STUBS[bits].build()
-            mem[stubs.base:stubs.base + len(stubs.data)] = stubs.data
-            if bits == 16:
-                mem[0:0x400] = _idt(16).ljust(0x400, b"\0")
-            else:
-                mem[layout.GDT:layout.GDT + len(_gdt())] = _gdt()
-                idt = _idt(bits).ljust(256 * 16, b"\0")
-                mem[layout.IDT:layout.IDT + len(idt)] = idt
-                pt = _page_tables()
-                mem[layout.PML4:layout.PML4 + len(pt)] = pt
+            for at, data in guest_tables(bits):
+                mem[at:at + len(data)] = data
             n = rng.choice([16, 64, 256, 4096])
-            code = bytes(rng.getrandbits(8) for _ in range(n))
+            code = rand_bytes(rng, n)
             if rng.random() < 0.3:       # favour instructions that exit
-                code = bytes(rng.choice([0xF4, 0xE4, 0xE6, 0xEC, 0xEE, 0x0F, 0x01, 0xD8, 0xD9, 0xDA,
-                                         0xDB, 0xDC, 0xDD, 0xDE, 0xDF, 0xC1, 0xFA, 0xFB, 0xCC, 0xCD,
-                                         0x31, 0xA2, 0x30, 0x32, 0x89, 0x88, 0x8B, 0xA3, 0x05])
-                             for _ in range(n))
+                code = EXITING_CODE.choices(rng, n)
             mem[layout.CODE:layout.CODE + n] = code
         try:
             setup_sregs(v, bits)
@@ -591,8 +672,10 @@ class Executor:
                 # would otherwise leave a spinning guest running forever.
                 t = rng.choice([0.02, 0.05, 0.2])
                 signal.setitimer(signal.ITIMER_REAL, t, t)
+            t0 = time.monotonic()
             try:
                 ioctl(v.fd, lib.KVM_RUN, 0)
+                dt = time.monotonic() - t0
                 reason = v.run.exit_reason
                 last = EXIT_NAMES.get(reason, f"exit{reason}")
                 if reason == lib.KVM_EXIT_INTR and main:
@@ -602,8 +685,13 @@ class Executor:
                     last = "ok-but-INTR"
                 with self.lock:
                     self.exits[last] += 1
+                    self.run_time["exit"] += dt
                 self.record("KVM_RUN", 0)
             except OSError as e:
+                # EINTR: the guest ran until the timer or a kick.
+                dt = time.monotonic() - t0
+                with self.lock:
+                    self.run_time["signal" if e.errno == errno.EINTR else "error"] += dt
                 last = self.record("KVM_RUN", e.errno or 0)
             finally:
                 if main:
@@ -613,7 +701,7 @@ class Executor:
             if last in ("SHUTDOWN", "FAIL_ENTRY", "INTERNAL_ERROR", "EFAULT", "EINVAL", "ENOEXEC"):
                 break
             if last == "MMIO" and rng.random() < 0.5 and v.fd >= 0:
-                ffi.memmove(v.run.mmio.data, bytes(rng.getrandbits(8) for _ in range(8)), 8)
+                ffi.memmove(v.run.mmio.data, rand_bytes(rng, 8), 8)
         return last
 
     def op_run(self, rng: random.Random, vcpu: int) -> str:
@@ -626,16 +714,12 @@ class Executor:
         ts = [threading.Thread(target=f, daemon=True) for f in fns]
         for t in ts:
             t.start()
-        start = time.monotonic()
-        while any(t.is_alive() for t in ts):
-            time.sleep(0.02)
-            if time.monotonic() - start > kick_after:
-                for t in ts:
-                    if t.is_alive() and t.ident:
-                        try:
-                            signal.pthread_kill(t.ident, signal.SIGUSR1)
-                        except ProcessLookupError:
-                            pass
+        # Wait for them (no polling: join returns when a thread ends), and
+        # from kick_after on signal the ones left every 20 ms.
+        deadline = time.monotonic() + kick_after
+        for t in ts:
+            t.join(max(0.0, deadline - time.monotonic()))
+        _kick_until_done(ts, 0.02)
 
     def op_threads(self, rng: random.Random, vm: int) -> str:
         """Several threads on one VM: KVM_RUN, register ioctls and memslot
@@ -709,14 +793,8 @@ class Executor:
         if vmfd >= 0:
             os.close(vmfd)
             v.vm.fd = -1
-        deadline = time.monotonic() + 0.05
-        while t.is_alive():
-            time.sleep(0.01)
-            if time.monotonic() > deadline and t.ident:
-                try:
-                    signal.pthread_kill(t.ident, signal.SIGUSR1)
-                except ProcessLookupError:
-                    pass
+        t.join(0.05)
+        _kick_until_done([t], 0.01)
         # The mapping still holds the file: release it now.
         v.run = None
         ffi.release(v._buf)
@@ -777,12 +855,35 @@ class Executor:
         return self.record("mmap", 0)
 
 
+def _kick_until_done(ts: list[threading.Thread], every: float) -> None:
+    """SIGUSR1 (which ends a KVM_RUN with EINTR) to each thread still
+    alive, every `every` seconds, until all have ended."""
+    while True:
+        alive = [t for t in ts if t.is_alive()]
+        if not alive:
+            return
+        for t in alive:
+            if t.ident:
+                try:
+                    signal.pthread_kill(t.ident, signal.SIGUSR1)
+                except ProcessLookupError:
+                    pass
+        alive[0].join(every)
+
+
 EXIT_NAMES: dict[int, str] = {getattr(lib, n): n[len("KVM_EXIT_"):] for n in dir(lib)
                               if n.startswith("KVM_EXIT_") and n not in ("KVM_EXIT_IO_IN", "KVM_EXIT_IO_OUT")}
 
 
 def seq_seed(run_seed: int, i: int) -> int:
     return random.Random(run_seed * 1000003 + i).getrandbits(48)
+
+
+def worker_seeds(run_seed: int, seqs: int, wid: int, jobs: int, first: int = 0) -> Iterator[int]:
+    """The sequence seeds worker `wid` of `jobs` runs: indices first + wid,
+    first + wid + jobs, ... below seqs (disjoint; together, the seeds one
+    worker runs)."""
+    return (seq_seed(run_seed, i) for i in range(first + wid, seqs, jobs))
 
 
 # --- main -----------------------------------------------------------------
@@ -803,7 +904,7 @@ def compare_outcomes(a: list[str], b: list[str], diffs: Counter[tuple[str, str, 
             diffs[(kx, rx, ry)] += 1
 
 
-def main(argv: Optional[list[str]] = None) -> int:
+def parse_args(argv: Optional[list[str]]) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--dev", default="/dev/onekvm")
     p.add_argument("--compare", default="", help="also run every sequence on this device (stock /dev/kvm)")
@@ -811,6 +912,10 @@ def main(argv: Optional[list[str]] = None) -> int:
     p.add_argument("--seqs", type=int, default=100, help="number of sequences")
     p.add_argument("--time", type=float, default=0, help="stop after this many seconds")
     p.add_argument("--ops", type=int, default=24, help="ops per sequence (after the prologue)")
+    p.add_argument("--first", type=int, default=0,
+                   help="start at this sequence index of the run (resume a run seed; --seqs is the end)")
+    p.add_argument("--jobs", type=int, default=1,
+                   help="worker processes; worker w runs sequences w, w+N, w+2N, ... of the run")
     p.add_argument("--replay", type=lambda s: int(s, 0), default=None, help="run one sequence seed, verbosely")
     p.add_argument("--json", default="", help="write the statistics here")
     p.add_argument("--save", default="", help="write every sequence's outcomes (JSON) here")
@@ -821,20 +926,95 @@ def main(argv: Optional[list[str]] = None) -> int:
     p.add_argument("--interleave", action="store_true",
                    help="with --compare: each sequence on both devices in turn (default: in two phases)")
     p.add_argument("-v", "--verbose", action="store_true")
-    a = p.parse_args(argv)
+    return p.parse_args(argv)
 
-    saved: dict[str, Any] = {}
-    if a.against:
-        try:
-            saved = json.loads(Path(a.against).read_text())
-        except (OSError, ValueError) as e:
-            print(f"ioctlfuzz: cannot read {a.against}: {e}", file=sys.stderr)
-            return 2
-        a.ops, a.only, a.seed = saved["ops"], saved["only"], saved["run_seed"]
-    only = frozenset(k for k in a.only.split(",") if k)
-    if only - set(OP_WEIGHTS):
-        print(f"ioctlfuzz: unknown op kinds: {', '.join(sorted(only - set(OP_WEIGHTS)))}", file=sys.stderr)
-        return 2
+
+ME = "tools/testing/fuzz/ioctlfuzz.py"
+
+
+def device_stats(ex: Executor) -> dict[str, Any]:
+    return {"kind": ex.dev.kind, "ops": ex.ops,
+            "pairs": {f"{k[0]} {k[1]}": v for k, v in sorted(ex.pairs.items())},
+            "exits": dict(ex.exits), "kvm_run_seconds": {k: round(v, 1) for k, v in ex.run_time.items()}}
+
+
+def cpu_times() -> dict[str, float]:
+    """CPU seconds of this process (user: mostly the fuzzer's Python;
+    system: the ioctls, guest execution included) and of its waited-for
+    children (the fork_kill VMMs)."""
+    t = os.times()
+    return {"user": round(t.user, 1), "system": round(t.system, 1),
+            "children_user": round(t.children_user, 1), "children_system": round(t.children_system, 1)}
+
+
+def merge_stats(parts: list[dict[str, Any]]) -> dict[str, Any]:
+    """The statistics of several workers' runs as one run's."""
+    out: dict[str, Any] = {"sequences": 0, "devices": {}, "cpu": Counter()}
+    for part in parts:
+        out["sequences"] += part["sequences"]
+        out["cpu"].update(part.get("cpu", {}))
+        for path, d in part["devices"].items():
+            m = out["devices"].setdefault(path, {"kind": d["kind"], "ops": 0, "pairs": Counter(),
+                                                 "exits": Counter(), "kvm_run_seconds": Counter()})
+            m["ops"] += d["ops"]
+            m["kvm_run_seconds"].update(d.get("kvm_run_seconds", {}))
+            m["pairs"].update(d["pairs"])
+            m["exits"].update(d["exits"])
+    out["cpu"] = {k: round(v, 1) for k, v in out["cpu"].items()}
+    for m in out["devices"].values():
+        m["pairs"] = dict(sorted(m["pairs"].items()))
+        m["exits"] = dict(m["exits"])
+        m["kvm_run_seconds"] = {k: round(v, 1) for k, v in m["kvm_run_seconds"].items()}
+    return out
+
+
+def summarize(stats: dict[str, Any], seconds: float) -> None:
+    """Print the per-device summary lines and complete `stats` (distinct
+    ioctls and pairs) for the JSON file."""
+    done = stats["sequences"]
+    for path, d in stats["devices"].items():
+        ioctls = {k.split(" ")[0] for k in d["pairs"]}
+        d["distinct_ioctls"], d["distinct_ioctl_errno"] = len(ioctls), len(d["pairs"])
+        top = dict(Counter(d["exits"]).most_common(8))
+        print(f"ioctlfuzz: {path} ({d['kind']}): {done} sequences, {d['ops']} ops in {seconds:.0f} s"
+              f" ({done / seconds if seconds else 0:.1f} sequences/s); {len(ioctls)} distinct ioctls, "
+              f"{len(d['pairs'])} distinct (ioctl, errno) pairs; exits {top}")
+        rt = d.get("kvm_run_seconds", {})
+        print(f"ioctlfuzz: {path}: wall seconds inside KVM_RUN (summed over threads and workers): "
+              f"{rt.get('signal', 0):.1f} until a timer or kick (EINTR), {rt.get('exit', 0):.1f} to an exit, "
+              f"{rt.get('error', 0):.1f} to another error")
+    if "cpu" in stats:
+        c = stats["cpu"]
+        print(f"ioctlfuzz: CPU seconds: fuzzer user {c['user']:.1f}, system {c['system']:.1f}; "
+              f"forked VMMs user {c['children_user']:.1f}, system {c['children_system']:.1f}")
+
+
+class Slots:
+    """The sequence each worker is running (shared memory, one word per
+    worker, 0 when idle): a kernel log splat is seen by whichever worker
+    checks first, so a failure names the others' sequences too."""
+
+    def __init__(self, jobs: int) -> None:
+        self.map = mmap.mmap(-1, 8 * jobs)          # MAP_SHARED: survives fork
+        self.jobs = jobs
+
+    def set(self, w: int, seed: Optional[int]) -> None:
+        self.map[8 * w:8 * w + 8] = (0 if seed is None else seed + 1).to_bytes(8, "little")
+
+    def others(self, w: int) -> list[tuple[int, int]]:
+        out = []
+        for i in range(self.jobs):
+            v = int.from_bytes(self.map[8 * i:8 * i + 8], "little")
+            if i != w and v:
+                out.append((i, v - 1))
+        return out
+
+
+def run_fuzz(a: argparse.Namespace, run_seed: int, only: frozenset[str], saved: dict[str, Any],
+             wid: int = 0, jobs: int = 1, report: int = -1, slots: Optional[Slots] = None) -> int:
+    """Run the sequences of worker `wid` of `jobs` (all of them when jobs
+    is 1).  A worker (report >= 0) writes its statistics there as JSON and
+    prints no summary."""
     install_kick_handlers()
     global WATCHDOG
     WATCHDOG = Watchdog()
@@ -845,11 +1025,11 @@ def main(argv: Optional[list[str]] = None) -> int:
         return 2
     arena = Arena()
     exes = [Executor(d, arena, a.verbose or a.replay is not None) for d in devs]
-    run_seed = a.seed if a.seed is not None else random.SystemRandom().getrandbits(32)
-    me = "tools/testing/fuzz/ioctlfuzz.py"
-    print(f"ioctlfuzz: run seed {run_seed:#x} on {', '.join(f'{d.path} ({d.kind})' for d in devs)}; "
-          f"{len(TABLE)} ioctls in the ABI", flush=True)
-    _, kseq = kmsg_splats()
+    who = f"ioctlfuzz[{wid}]" if jobs > 1 else "ioctlfuzz"
+    if jobs == 1:
+        print(f"ioctlfuzz: run seed {run_seed:#x} on {', '.join(f'{d.path} ({d.kind})' for d in devs)}; "
+              f"{len(TABLE)} ioctls in the ABI", flush=True)
+    kmsg = KmsgWatch()
     taint0 = tainted()
     diffs: Counter[tuple[str, str, str]] = Counter()
     only_arg = f" --only {a.only}" if a.only else ""
@@ -867,6 +1047,15 @@ def main(argv: Optional[list[str]] = None) -> int:
     phases = [exes] if a.interleave or len(exes) == 1 else [[ex] for ex in exes]
     results: dict[int, list[list[str]]] = {}
     ran: list[int] = []
+
+    def replay_hint(s: int, ex: Executor) -> str:
+        hint = f"  replay: {ME} --dev {ex.dev.path} --replay {s:#x} --ops {a.ops}{only_arg}"
+        if slots is not None:
+            for w, other in slots.others(wid):
+                hint += (f"\n  worker {w} was running sequence {other:#x} at the same time: "
+                         f"{ME} --dev {ex.dev.path} --replay {other:#x} --ops {a.ops}{only_arg}")
+        return hint
+
     for pi, phase in enumerate(phases):
         limit = a.time / len(phases) if a.time else 0
         t_phase = time.monotonic()
@@ -874,7 +1063,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         if pi:
             todo = ran[:done]
         else:
-            todo = seeds or (seq_seed(run_seed, i) for i in range(a.seqs))
+            todo = seeds or worker_seeds(run_seed, a.seqs, wid, jobs, a.first)
         for i, s in enumerate(todo):
             if pi == 0:
                 ran.append(s)
@@ -884,24 +1073,37 @@ def main(argv: Optional[list[str]] = None) -> int:
             for ex in phase:
                 if ex.verbose:
                     print(f"--- sequence {s:#x} on {ex.dev.path}", flush=True)
+                if slots is not None:
+                    slots.set(wid, s)
                 try:
                     out = ex.run_sequence(s, ops)
                 except Exception as e:         # a fuzzer bug or an unexpected result
                     print(f"ioctlfuzz: FAIL: sequence {s:#x} on {ex.dev.path}: {type(e).__name__}: {e}\n"
-                          f"  replay: {me} --dev {ex.dev.path} --replay {s:#x} --ops {a.ops}{only_arg}", flush=True)
+                          + replay_hint(s, ex), flush=True)
                     raise
                 if len(exes) == 2 or a.save or saved:
                     results.setdefault(s, []).append(out)
-                splats, kseq = kmsg_splats(kseq)
+                splats = kmsg.check()
                 if splats or tainted() != taint0:
                     print(f"ioctlfuzz: FAIL: kernel log after sequence {s:#x} on {ex.dev.path}: {splats[:3]} "
-                          f"(taint {tainted():#x})\n"
-                          f"  replay: {me} --dev {ex.dev.path} --replay {s:#x} --ops {a.ops}{only_arg}", flush=True)
+                          f"(taint {tainted():#x})\n" + replay_hint(s, ex), flush=True)
                     return 1
+                if slots is not None:
+                    slots.set(wid, None)
             if pi == 0:
                 done = i + 1
                 if not a.verbose and done % 500 == 0:
-                    print(f"ioctlfuzz: {done} sequences, {time.monotonic() - start:.0f} s", flush=True)
+                    print(f"{who}: {done} sequences, {time.monotonic() - start:.0f} s", flush=True)
+    kmsg.close()
+    el = time.monotonic() - start
+    stats: dict[str, Any] = {"run_seed": run_seed, "sequences": done, "seconds": round(el, 1),
+                             "devices": {ex.dev.path: device_stats(ex) for ex in exes},
+                             "cpu": cpu_times()}
+    if report >= 0:
+        data = json.dumps(stats).encode()
+        while data:
+            data = data[os.write(report, data):]
+        return 0
     if saved:
         for s, outs in results.items():
             theirs = saved["outcomes"].get(f"{s:#x}")
@@ -916,18 +1118,8 @@ def main(argv: Optional[list[str]] = None) -> int:
             "seeds": [f"{s:#x}" for s in ran[:done]],
             "outcomes": {f"{s:#x}": outs[0] for s, outs in results.items()}}))
     other = a.compare or (f"{saved.get('kind')} ({a.against})" if saved else "")
-    el = time.monotonic() - start
-    stats: dict[str, Any] = {"run_seed": run_seed, "sequences": done, "seconds": round(el, 1), "devices": {}}
-    for ex in exes:
-        ioctls = {k[0] for k in ex.pairs}
-        stats["devices"][ex.dev.path] = {
-            "kind": ex.dev.kind, "ops": ex.ops, "distinct_ioctls": len(ioctls),
-            "distinct_ioctl_errno": len(ex.pairs),
-            "pairs": {f"{k[0]} {k[1]}": v for k, v in sorted(ex.pairs.items())},
-            "exits": dict(ex.exits)}
-        print(f"ioctlfuzz: {ex.dev.path} ({ex.dev.kind}): {done} sequences, {ex.ops} ops in {el:.0f} s; "
-              f"{len(ioctls)} distinct ioctls, {len(ex.pairs)} distinct (ioctl, errno) pairs; "
-              f"exits {dict(ex.exits.most_common(8))}")
+    stats["jobs"] = 1
+    summarize(stats, el)
     if diffs:
         print(f"ioctlfuzz: outcome differences {a.dev} vs {other} (op, {exes[0].dev.kind}, "
               f"{saved.get('kind') if saved else exes[1].dev.kind}): count")
@@ -938,6 +1130,119 @@ def main(argv: Optional[list[str]] = None) -> int:
         Path(a.json).write_text(json.dumps(stats, indent=1, sort_keys=True))
     print(f"ioctlfuzz: PASS: no oops, WARN, hang or taint in {done} sequences (run seed {run_seed:#x})")
     return 0
+
+
+def run_parallel(a: argparse.Namespace, run_seed: int, only: frozenset[str]) -> int:
+    """--jobs N: N forked workers, worker w running sequence indices w,
+    w+N, w+2N, ... (the same seeds as one worker would run, so every seed
+    replays alone); their statistics are merged.  The first worker that
+    fails stops the others, and its exit status is the run's."""
+    print(f"ioctlfuzz: run seed {run_seed:#x} on {a.dev}; {len(TABLE)} ioctls in the ABI; "
+          f"{a.jobs} workers", flush=True)
+    slots = Slots(a.jobs)
+    start = time.monotonic()
+    pipes: dict[int, int] = {}           # read fd -> worker
+    pids: dict[int, int] = {}            # pid -> worker
+    for w in range(a.jobs):
+        rfd, wfd = os.pipe()
+        pid = os.fork()
+        if pid == 0:                     # worker
+            rc = 1
+            try:
+                os.close(rfd)
+                for fd in pipes:
+                    os.close(fd)
+                rc = run_fuzz(a, run_seed, only, {}, w, a.jobs, wfd, slots)
+            except BaseException:
+                import traceback
+                traceback.print_exc()
+            finally:
+                sys.stdout.flush()
+                sys.stderr.flush()
+                os._exit(rc)
+        os.close(wfd)
+        pipes[rfd], pids[pid] = w, w
+    import select
+    data: dict[int, bytes] = {w: b"" for w in range(a.jobs)}
+    rcs: dict[int, int] = {}
+    failed = 0
+    while pipes or len(rcs) < a.jobs:
+        if pipes:
+            ready, _, _ = select.select(list(pipes), [], [], 0.5)
+            for fd in ready:
+                chunk = os.read(fd, 65536)
+                if chunk:
+                    data[pipes[fd]] += chunk
+                else:
+                    os.close(fd)
+                    del pipes[fd]
+        else:
+            time.sleep(0.1)
+        while len(rcs) < a.jobs:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                break
+            if pid == 0:
+                break
+            w = pids.pop(pid)
+            rcs[w] = os.waitstatus_to_exitcode(status)
+            if rcs[w] != 0 and not failed:
+                failed = rcs[w] if rcs[w] > 0 else 1
+                print(f"ioctlfuzz: worker {w} failed (status {rcs[w]}); stopping the others", flush=True)
+                for p in pids:
+                    try:
+                        os.kill(p, signal.SIGKILL)
+                    except ProcessLookupError:
+                        pass
+    if failed:
+        return failed
+    el = time.monotonic() - start
+    try:
+        parts = [json.loads(data[w]) for w in range(a.jobs)]
+    except ValueError as e:
+        print(f"ioctlfuzz: FAIL: a worker's statistics are unreadable: {e}", flush=True)
+        return 1
+    stats = merge_stats(parts)
+    stats.update(run_seed=run_seed, seconds=round(el, 1), jobs=a.jobs,
+                 workers=[{"sequences": p["sequences"], "seconds": p["seconds"]} for p in parts])
+    summarize(stats, el)
+    if a.json:
+        Path(a.json).write_text(json.dumps(stats, indent=1, sort_keys=True))
+    done = stats["sequences"]
+    print(f"ioctlfuzz: PASS: no oops, WARN, hang or taint in {done} sequences (run seed {run_seed:#x}, "
+          f"{a.jobs} workers)")
+    return 0
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    a = parse_args(argv)
+    saved: dict[str, Any] = {}
+    if a.against:
+        try:
+            saved = json.loads(Path(a.against).read_text())
+        except (OSError, ValueError) as e:
+            print(f"ioctlfuzz: cannot read {a.against}: {e}", file=sys.stderr)
+            return 2
+        a.ops, a.only, a.seed = saved["ops"], saved["only"], saved["run_seed"]
+    only = frozenset(k for k in a.only.split(",") if k)
+    if only - set(OP_WEIGHTS):
+        print(f"ioctlfuzz: unknown op kinds: {', '.join(sorted(only - set(OP_WEIGHTS)))}", file=sys.stderr)
+        return 2
+    if a.jobs < 1:
+        print("ioctlfuzz: --jobs must be at least 1", file=sys.stderr)
+        return 2
+    if a.jobs > 1 and (a.compare or a.save or a.against or a.replay is not None):
+        print("ioctlfuzz: --compare, --save, --against and --replay run one worker; --jobs ignored",
+              flush=True)
+        a.jobs = 1
+    run_seed = a.seed if a.seed is not None else random.SystemRandom().getrandbits(32)
+    if a.jobs > 1:
+        if not os.access(a.dev, os.R_OK | os.W_OK):
+            print(f"ioctlfuzz: cannot open a device: {a.dev}", file=sys.stderr)
+            return 2
+        return run_parallel(a, run_seed, only)
+    return run_fuzz(a, run_seed, only, saved)
 
 
 if __name__ == "__main__":

@@ -74,3 +74,79 @@ def test_rig_safe_sregs_keeps_tr_a_tss() -> None:
     F.rig_safe_sregs(data)
     s = ffi.from_buffer("struct kvm_sregs *", data)
     assert s.tr.present == 1 and s.tr.type & 7 == 1
+
+
+def test_fast_random_bytes_are_the_slow_ones() -> None:
+    """rand_bytes and ByteChoices draw what the per-byte generator
+    expressions drew, and leave the generator in the same state, so a
+    sequence seed means the same sequence as before they existed."""
+    import random
+
+    table = list(range(0xC0, 0xC0 + 29))
+    codes = F.ByteChoices(bytes(table))
+    for seed in range(50):
+        for n in (0, 1, 8, 100, 4096):
+            a, b = random.Random(seed), random.Random(seed)
+            assert F.rand_bytes(b, n) == bytes(a.getrandbits(8) for _ in range(n))
+            assert codes.choices(b, n) == bytes(a.choice(table) for _ in range(n))
+            assert a.getrandbits(64) == b.getrandbits(64)
+    # The table the fuzzer uses for "exiting" guest code, too.
+    a, b = random.Random(3), random.Random(3)
+    table = list(F.EXITING_OPCODES)
+    assert F.EXITING_CODE.choices(b, 4096) == bytes(a.choice(table) for _ in range(4096))
+    assert a.random() == b.random()
+
+
+def test_workers_split_the_run_disjointly() -> None:
+    whole = [F.seq_seed(0x5EED, i) for i in range(103)]
+    parts = [list(F.worker_seeds(0x5EED, 103, w, 3)) for w in range(3)]
+    assert sorted(sum(parts, [])) == sorted(whole)
+    assert parts[1][:2] == [whole[1], whole[4]]
+    assert list(F.worker_seeds(0x5EED, 103, 0, 1)) == whole
+    assert list(F.worker_seeds(0x5EED, 103, 1, 2, first=100)) == [whole[101]]
+
+
+def test_merge_stats_sums_the_workers() -> None:
+    part = {"sequences": 3, "cpu": {"user": 1.0, "system": 2.0},
+            "devices": {"/dev/x": {"kind": "onekvm", "ops": 10, "pairs": {"KVM_RUN ok": 4, "KVM_RUN EINTR": 1},
+                                   "exits": {"HLT": 2}}}}
+    other = {"sequences": 2, "cpu": {"user": 0.5, "system": 1.0},
+             "devices": {"/dev/x": {"kind": "onekvm", "ops": 7, "pairs": {"KVM_RUN ok": 1, "unknown ENOTTY": 2},
+                                    "exits": {"HLT": 1, "IO": 1}}}}
+    m = F.merge_stats([part, other])
+    assert m["sequences"] == 5 and m["cpu"] == {"user": 1.5, "system": 3.0}
+    d = m["devices"]["/dev/x"]
+    assert d["ops"] == 17 and d["exits"] == {"HLT": 3, "IO": 1}
+    assert d["pairs"] == {"KVM_RUN EINTR": 1, "KVM_RUN ok": 5, "unknown ENOTTY": 2}
+
+
+def test_jobs_must_be_positive(capsys) -> None:  # type: ignore[no-untyped-def]
+    assert F.main(["--jobs", "0", "--dev", "/nonexistent"]) == 2
+    assert "--jobs" in capsys.readouterr().err
+
+
+def test_signal_mask_never_blocks_the_kicks() -> None:
+    """KVM_SET_SIGNAL_MASK arguments never block SIGALRM or SIGUSR1, even
+    with fewer than 8 mask bytes and the arena full of an earlier
+    argument's bytes (a run hung that way: seed 0xdd611adcfc1d)."""
+    import random
+    import signal
+
+    arena = F.Arena()
+    ex = F.Executor.__new__(F.Executor)
+    ex.arena = arena
+    ex.ptrs = [0, 1, arena.addr, arena.addr + F.ARENA_SIZE - 8, arena.guard, arena.ro, 0xDEAD000]
+    d = F.BY_NAME["KVM_SET_SIGNAL_MASK"]
+    kicks = (1 << (signal.SIGALRM - 1)) | (1 << (signal.SIGUSR1 - 1))
+    seen = 0
+    for seed in range(400):
+        F.ffi.memmove(arena.buf, b"\xff" * F.ARENA_SIZE, F.ARENA_SIZE)
+        addr = ex.build_arg(random.Random(seed), d, -1)
+        if not arena.addr <= addr < arena.guard:
+            continue
+        assert addr + 12 <= arena.guard, "the mask bytes must be the argument's own"
+        raw = arena.get(addr, 12)
+        if int.from_bytes(raw[:4], "little") == 8:
+            seen += 1
+            assert int.from_bytes(raw[4:12], "little") & kicks == 0
+    assert seen > 0
