@@ -48,14 +48,22 @@ class GuestMemory:
     def total(self) -> int:
         return sum(r.size for r in self.regions)
 
-    def _find(self, gpa: int, length: int) -> tuple[Region, int]:
+    def locate(self, gpa: int, length: int) -> tuple[Region, int] | None:
+        """The region holding all of gpa+length and gpa's offset in it; None when no one region does."""
         for r in self.regions:
-            if r.gpa <= gpa and gpa + length <= r.end:
-                return r, gpa - r.gpa
-        raise GuestError(f"guest physical range {gpa:#x}+{length:#x} is not RAM")
+            off = gpa - r.gpa
+            if off >= 0 and off + length <= r.size:
+                return r, off
+        return None
+
+    def _find(self, gpa: int, length: int) -> tuple[Region, int]:
+        found = self.locate(gpa, length)
+        if found is None:
+            raise GuestError(f"guest physical range {gpa:#x}+{length:#x} is not RAM")
+        return found
 
     def contains(self, gpa: int, length: int = 1) -> bool:
-        return any(r.gpa <= gpa and gpa + length <= r.end for r in self.regions)
+        return self.locate(gpa, length) is not None
 
     def view(self, gpa: int, length: int) -> memoryview:
         """A writable view of guest memory; raises GuestError outside RAM."""

@@ -241,12 +241,10 @@ class SplitQueue:
         count = length // DESC_SIZE
         if count > MAX_QUEUE_SIZE:
             raise QueueError(f"queue {self.index}: indirect table of {count} descriptors")
-        for r in self.mem.regions:
-            off = table - r.gpa
-            if off >= 0 and off + length <= r.size:
-                break
-        else:
+        found = self.mem.locate(table, length)
+        if found is None:
             raise QueueError(f"queue {self.index}: indirect table at {table:#x}+{length:#x} is outside guest RAM")
+        r, off = found
         # One C call unpacks the whole table; the walk below follows the links.
         descs = list(_DESC.iter_unpack(r.view[off : off + length]))
         i = 0
@@ -270,12 +268,10 @@ class SplitQueue:
             return
         # The region of guest RAM that holds the whole buffer (a buffer across two regions is
         # outside RAM as far as a view is concerned).
-        for r in self.mem.regions:
-            off = addr - r.gpa
-            if off >= 0 and off + length <= r.size:
-                break
-        else:
+        found = self.mem.locate(addr, length)
+        if found is None:
             raise QueueError(f"queue {self.index}: buffer {addr:#x}+{length:#x} is outside guest RAM")
+        r, off = found
         if flags & DESC_F_WRITE:
             segs = chain.writable
             chain.writable_len += length
