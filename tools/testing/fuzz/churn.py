@@ -31,28 +31,23 @@ from pathlib import Path
 from typing import Optional
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import Snapshot, install_kick_handlers, kernel_modules, kmsg_splats  # noqa: E402
+from common import Snapshot, install_kick_handlers, kernel_modules, kmsg_splats, run_forever  # noqa: E402
 from kvmtest import Asm, Device, Guest  # noqa: E402
-from onekvm.abi import ioctl, lib  # noqa: E402
 
-# Touch every page from FREE up to rsi (pins them), then report.
-TOUCH = Asm("""
+# Touch every page from FREE up to rsi (pins them); then TOUCH reports, SPIN spins.
+_TOUCH_PAGES = """
 start:
     mov $FREE, %rdi
 1:  movb $1, (%rdi)
     add $0x1000, %rdi
     cmp %rsi, %rdi
     jb 1b
+"""
+TOUCH = Asm(_TOUCH_PAGES + """
     mov $0x42, %al
     out %al, $PORT_DONE
 """, bits=64, name="churn-touch")
-SPIN = Asm("""
-start:
-    mov $FREE, %rdi
-1:  movb $1, (%rdi)
-    add $0x1000, %rdi
-    cmp %rsi, %rdi
-    jb 1b
+SPIN = Asm(_TOUCH_PAGES + """
 2:  jmp 2b
 """, bits=64, name="churn-spin")
 
@@ -87,11 +82,7 @@ def kill_in_run(dev: Device, rng: random.Random) -> str:
             g = Guest(dev, bits=64, code=SPIN, ram=ram)
             g.vcpu.set_regs(rsi=ram)
             os.write(wfd, b"r")
-            while True:
-                try:
-                    ioctl(g.vcpu.fd, lib.KVM_RUN, 0)
-                except OSError:
-                    pass
+            run_forever(g.vcpu.fd)
         finally:
             os._exit(0)
     os.close(wfd)

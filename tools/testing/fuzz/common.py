@@ -17,7 +17,7 @@ import sys
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Iterator, Optional
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[2]
@@ -25,7 +25,7 @@ for _p in (REPO / "tools/testing/selftests/kvm", REPO / "build/meson/tools/kvm",
     if str(_p) not in sys.path:
         sys.path.append(str(_p))
 
-from onekvm.abi import lib  # noqa: E402
+from onekvm.abi import ioctl, lib  # noqa: E402
 
 ABI_SOURCE = REPO / "include/uapi/onekvm/kvm.abi.h"
 
@@ -210,8 +210,33 @@ def tainted() -> int:
         os.close(fd)
 
 
+def run_forever(vcpu_fd: int) -> None:
+    """KVM_RUN in a loop, errors and signals ignored: a child VMM's vCPU, there to be killed."""
+    while True:
+        try:
+            ioctl(vcpu_fd, lib.KVM_RUN, 0)
+        except OSError:
+            pass
+
+
 _SPLAT = re.compile(r"WARNING: CPU: \d+ PID: \d+ at |\bBUG: |kernel BUG at |\bOops\b|"
                     r"\b(soft|hard) lockup\b|general protection fault|Bad page state")
+
+
+def _kmsg_records(fd: int) -> Iterator[str]:
+    """The records readable now from a non-blocking /dev/kmsg fd."""
+    while True:
+        try:
+            rec = os.read(fd, 8192)
+        except BlockingIOError:
+            return
+        except OSError as e:
+            if e.errno == errno.EPIPE:      # overwritten records: go on
+                continue
+            return
+        if not rec:
+            return
+        yield rec.decode(errors="replace")
 
 
 def kmsg_splats(since_seq: int = 0) -> tuple[list[str], int]:
@@ -225,15 +250,7 @@ def kmsg_splats(since_seq: int = 0) -> tuple[list[str], int]:
     except OSError:
         return found, last
     try:
-        while True:
-            try:
-                rec = os.read(fd, 8192).decode(errors="replace")
-            except BlockingIOError:
-                break
-            except OSError as e:
-                if e.errno == errno.EPIPE:      # overwritten records: go on
-                    continue
-                break
+        for rec in _kmsg_records(fd):
             head, _, msg = rec.partition(";")
             try:
                 seq = int(head.split(",")[1])
@@ -269,18 +286,8 @@ class KmsgWatch:
         found: list[str] = []
         if self.fd < 0:
             return found
-        while True:
-            try:
-                rec = os.read(self.fd, 8192)
-            except BlockingIOError:
-                break
-            except OSError as e:
-                if e.errno == errno.EPIPE:      # overwritten records: go on
-                    continue
-                break
-            if not rec:
-                break
-            msg = rec.decode(errors="replace").partition(";")[2]
+        for rec in _kmsg_records(self.fd):
+            msg = rec.partition(";")[2]
             if _SPLAT.search(msg):
                 found.append(msg.strip())
         return found

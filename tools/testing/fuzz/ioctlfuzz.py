@@ -44,6 +44,7 @@ from common import (  # noqa: E402
     errname,
     install_kick_handlers,
     ioctl_table,
+    run_forever,
     tainted,
 )
 from kvmtest import Device, Memory, Vcpu, Vm, layout  # noqa: E402
@@ -820,11 +821,7 @@ class Executor:
                 g = Guest(self.dev, bits=bits)
                 g.load_bytes((b"\xfa" if cli else b"") + b"\xeb\xfe")
                 os.write(wfd, b"r")
-                while True:
-                    try:
-                        ioctl(g.vcpu.fd, lib.KVM_RUN, 0)
-                    except OSError:
-                        pass
+                run_forever(g.vcpu.fd)
             except BaseException:
                 pass
             os._exit(0)
