@@ -24,7 +24,7 @@ KVERS := $(shell scripts/kver --list)
 export PYTHONPATH := $(CURDIR)/tools/kvm:$(CURDIR)/$(MESON_BUILD)/tools/kvm
 
 .PHONY: all module python tree check check-abi check-py check-patch \
-	check-sparse test test-all vmtest-boot vmtest-self selftests-prebuild selftests-c \
+	check-sparse test test-all vmtest-boot soak vmtest-self selftests-prebuild selftests-c \
 	clean help FORCE
 
 all: module python
@@ -37,6 +37,7 @@ help:
 	@echo "make vmshell     the rig with the module loaded and a shell"
 	@echo "make run         the rig, module loaded, onekvm run on /dev/onekvm"
 	@echo "make bench       benchmarks in the rig, onekvm vs stock kvm_amd"
+	@echo "make soak        long virtio-net soak in the rig [HV= ROUNDS= MIB=]"
 	@echo "make test-all    check + test + vmtest on every installed kernel (CI)"
 	@echo "kernels installed: $(KVERS)"
 
@@ -119,7 +120,14 @@ BOOT_TIMEOUT ?= 3000
 vmtest-boot: $(VMTEST_DEPS)
 	$(VMTEST_PYTHON) $(VMTEST) --timeout $(BOOT_TIMEOUT) $(vmtest_opts) \
 		--hv $(or $(HV),kvm_amd) -- sh -c '$$VMTEST_PY -m pytest -q \
-		-p no:cacheprovider -m rig $(or $(TESTS),tools/kvm/tests/rig) $(ARGS)'
+		-p no:cacheprovider -m "rig and not soak" $(or $(TESTS),tools/kvm/tests/rig) $(ARGS)'
+
+# Long rig runs, never in CI: virtio-net rings under load (ROUNDS x MIB each way).
+soak: $(VMTEST_DEPS)
+	$(VMTEST_PYTHON) $(VMTEST) --timeout $(BOOT_TIMEOUT) $(vmtest_opts) \
+		--hv $(or $(HV),kvm_amd) -- sh -c 'ONEKVM_SOAK_ROUNDS=$(or $(ROUNDS),20) \
+		ONEKVM_SOAK_MIB=$(or $(MIB),32) $$VMTEST_PY -m pytest -q -p no:cacheprovider \
+		-m soak tools/kvm/tests/rig $(ARGS)'
 
 # The rig's own tests (a WARN in L1 fails a run).
 vmtest-self: $(VMTEST_DEPS)

@@ -64,6 +64,43 @@ static int okvm_write_gpa_cb(void *opaque, u64 gpa, const void *buf,
 }
 
 /**
+ * okvm_dump_walk - log the guest page-table entries that map a linear address
+ * @vcpu: the vCPU, its control registers still those of the guest
+ * @what: what @la is ("rip", "idt"), for the log line
+ * @la: the guest linear address
+ *
+ * A debugging aid for unexplained guest faults (dump_shutdown): it reads
+ * the entries from the pinned guest pages, the memory the guest's MMU sees
+ * through nested paging, and logs one line with each level's entry up to
+ * the first that is not present or maps a large page.  Long mode only.
+ */
+void okvm_dump_walk(struct okvm_vcpu *vcpu, const char *what, u64 la)
+{
+	const struct okvm_x86_ops *ops = okvm_x86_ops;
+	int levels = ops->get_cr(vcpu, 4) & X86_CR4_LA57 ? 5 : 4;
+	u64 table = ops->get_cr(vcpu, 3) & GENMASK_ULL(51, 12);
+	u64 ent[5] = {};
+	int n = 0, shift;
+
+	if (!(ops->get_efer(vcpu) & EFER_LMA))
+		return;
+	for (shift = 12 + 9 * (levels - 1); n < levels; shift -= 9) {
+		u64 gpa = table + ((la >> shift) & 511) * 8;
+
+		if (okvm_gpa_access(vcpu, gpa, &ent[n], 8, false))
+			break;
+		n++;
+		if (!(ent[n - 1] & _PAGE_PRESENT) ||
+		    (n > 1 && n < levels && (ent[n - 1] & _PAGE_PSE)))
+			break;
+		table = ent[n - 1] & GENMASK_ULL(51, 12);
+	}
+	pr_info_ratelimited("onekvm: vcpu%u walk %s %#llx: %d of %d levels read: %#llx %#llx %#llx %#llx %#llx\n",
+			    vcpu->vcpu_id, what, la, n, levels, ent[0], ent[1],
+			    ent[2], ent[3], ent[4]);
+}
+
+/**
  * okvm_emul_alloc - allocate the vCPU's emulator context
  * @vcpu: the vCPU
  *

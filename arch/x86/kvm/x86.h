@@ -131,6 +131,7 @@ int okvm_emul_alloc(struct okvm_vcpu *vcpu);
 void okvm_emul_free(struct okvm_vcpu *vcpu);
 void okvm_emul_reset(struct okvm_vcpu *vcpu);
 bool okvm_in_64bit_mode(struct okvm_vcpu *vcpu);
+void okvm_dump_walk(struct okvm_vcpu *vcpu, const char *what, u64 la);
 int okvm_read_linear(struct okvm_vcpu *vcpu, u64 la, void *buf,
 		     unsigned int len);
 int okvm_skip_instruction(struct okvm_vcpu *vcpu, u64 next_rip);

@@ -541,11 +541,23 @@ class Machine:
         elif reason == lib.KVM_EXIT_INTERNAL_ERROR:
             sub = run.internal.suberror
             self.request_exit(
-                ExitStatus.ERROR, f"vcpu{idx}: hypervisor internal error (suberror {sub}) at {self._where(vcpu)}"
+                ExitStatus.ERROR,
+                f"vcpu{idx}: hypervisor internal error (suberror {sub}) at {self._where(vcpu)}{self._insn(run)}",
             )
         else:
             name = self._exit_names.get(reason, str(reason))
             self.request_exit(ExitStatus.ERROR, f"vcpu{idx}: unhandled exit {name} at {self._where(vcpu)}")
+
+    @staticmethod
+    def _insn(run: Any) -> str:
+        """The instruction an emulation failure names, when the hypervisor gave its bytes."""
+        ef = run.emulation_failure
+        if run.internal.suberror != lib.KVM_INTERNAL_ERROR_EMULATION or not (
+            ef.flags & lib.KVM_INTERNAL_ERROR_EMULATION_FLAG_INSTRUCTION_BYTES
+        ):
+            return ""
+        n = min(int(ef.insn_size), 15)
+        return ", instruction " + (" ".join(f"{b:02x}" for b in ef.insn_bytes[0:n]) or "(none fetched)")
 
     def _where(self, vcpu: Vcpu) -> str:
         try:

@@ -17,6 +17,7 @@ def pytest_configure(config: pytest.Config) -> None:
         "markers",
         "rig: boots Linux inside the vmtest rig (make vmtest); the host run deselects these with -m 'not rig'",
     )
+    config.addinivalue_line("markers", "soak: long rig run, only with `make soak` (-m soak)")
 
 
 def abi_available() -> bool:

@@ -295,6 +295,8 @@ static void svm_dump_shutdown(struct okvm_vcpu *vcpu)
 			    c->exit_int_info, c->exit_int_info_err,
 			    c->event_inj, c->int_state, c->int_ctl,
 			    vcpu->arch.interrupt.nr);
+	okvm_dump_walk(vcpu, "rip", s->rip);
+	okvm_dump_walk(vcpu, "idt", s->idtr.base);
 }
 
 static int svm_unexpected(struct okvm_vcpu *vcpu, u64 code)
