@@ -1,4 +1,4 @@
-"""Hold kvm.ko's static keys on for the whole rig run (L1 side, --hv kvm_amd/both).
+"""Hold kvm.ko's static keys on for the whole rig run (L1 side, --hv kvm_amd).
 
 Why: under multi-threaded TCG, QEMU 7.2 can run a stale translation of
 kernel text that another L1 CPU just patched.  kvm.ko patches text whenever
@@ -9,7 +9,8 @@ first/last software-disabled local APIC.  An L1 CPU that then executes the
 transient int3 of text_poke_bp() dies with "Oops: int3" (seen in
 finish_task_switch and in kvm.ko's vcpu_run).  While this process keeps one
 VM of each kind open, those keys never drop to 0 and kvm.ko never patches
-text after the keeper is up.
+text after the keeper is up.  Not with --hv both: while kvm_amd has a VM,
+SVM is in use and onekvm.ko refuses KVM_CREATE_VM with EBUSY.
 
 Usage: kvm_keeper.py READY_FILE; it writes READY_FILE once the VMs exist and
 then sleeps until killed (the rig reboots at the end of the run).
