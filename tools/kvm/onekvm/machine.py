@@ -8,6 +8,7 @@ models are called with `self.lock` held.
 
 from __future__ import annotations
 
+import faulthandler
 import os
 import selectors
 import signal
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
     from typing import Any
 
 KICK_SIGNAL = signal.SIGUSR1
+DUMP_SIGNAL = signal.SIGUSR2
 
 def _io_exit_struct() -> tuple[struct.Struct, int]:
     """kvm_run.io as one struct.Struct and its offset, from the generated layout.
@@ -670,7 +672,10 @@ class Machine:
                 self.control.close()
                 self.control = None
             for sig, handler in old_handlers.items():
-                signal.signal(sig, handler)
+                if sig == DUMP_SIGNAL:
+                    faulthandler.unregister(sig)
+                else:
+                    signal.signal(sig, handler)
         assert self.exit_status is not None
         return self.exit_status
 
@@ -680,6 +685,13 @@ class Machine:
             return old
         # The kick signal only has to interrupt KVM_RUN; the handler does nothing.
         old[KICK_SIGNAL] = signal.signal(KICK_SIGNAL, lambda *_: None)
+        # A VMM that seems hung: `kill -USR2 PID` prints every thread's Python stack to stderr
+        # (from the signal handler itself, so a thread holding the GIL does not stop it).
+        try:
+            faulthandler.register(DUMP_SIGNAL, all_threads=True)
+            old[DUMP_SIGNAL] = signal.SIG_DFL  # unregister() restores what was there
+        except (OSError, ValueError, RuntimeError):
+            pass  # stderr is no file (embedded, captured): no dumps, nothing else changes
 
         def stop(signum: int, _frame: Any) -> None:
             self.request_exit(128 + signum, f"killed by signal {signal.Signals(signum).name}")

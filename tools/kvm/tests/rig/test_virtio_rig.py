@@ -17,6 +17,7 @@ import hashlib
 import lzma
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -117,19 +118,53 @@ def run_vmm(dev: str, initrd: str, *args: str, timeout: float = 900) -> tuple[in
     env["PYTHONPATH"] = os.pathsep.join([TOOLS_KVM, *filter(None, [env.get("PYTHONPATH")])])
     cmd = [*python_cmd(), "-m", "onekvm", "run", "--no-control", "-k", l2_kernel(), "-i", initrd, "--dev", dev]
     cmd += ["-p", guest_params(), "--stats", *args]
-    p = subprocess.run(
+    p = subprocess.Popen(
         cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-        text=True, errors="replace", timeout=timeout, env=env,
+        text=True, errors="replace", env=env,
     )
+    try:
+        out, _ = p.communicate(timeout=timeout)
+        hung = False
+    except subprocess.TimeoutExpired:
+        hung = True
+        report = hung_vmm_report(p.pid)
+        p.send_signal(signal.SIGUSR2)  # the VMM's threads' Python stacks (faulthandler)
+        time.sleep(2)
+        p.kill()
+        out, _ = p.communicate()
+        out += f"\nVMM still running after {timeout:.0f} s; its threads in L1:\n{report}"
     log_dir = os.environ.get("VMTEST_RESULTS")
     if log_dir:  # the whole L2 console, for when a check fails
         name = os.environ.get("PYTEST_CURRENT_TEST", "run").split()[0].replace("/", "_").replace("::", "-")
         try:
             with open(os.path.join(log_dir, f"virtio-{name}.log"), "w") as f:
-                f.write(" ".join(cmd) + "\n" + p.stdout)
+                f.write(" ".join(cmd) + "\n" + out)
         except OSError:
             pass  # a log is a convenience, never the failure
-    return p.returncode, p.stdout
+    assert not hung, f"the VMM hung: {out[-6000:]}"
+    return p.returncode, out
+
+
+def hung_vmm_report(pid: int) -> str:
+    """State, wait channel and kernel stack of each thread of a VMM that stopped making progress."""
+    lines = []
+    for tid in sorted(os.listdir(f"/proc/{pid}/task")):
+        base = f"/proc/{pid}/task/{tid}"
+        parts = []
+        for name in ("comm", "wchan", "stack"):
+            try:
+                with open(f"{base}/{name}") as f:
+                    parts.append(f.read().strip())
+            except OSError as e:
+                parts.append(f"({name}: {e.strerror})")
+        try:
+            with open(f"{base}/stat") as f:
+                state = f.read().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            state = "?"
+        comm, wchan, stack = parts
+        lines.append(f"  tid {tid} {comm} state {state} wchan {wchan}\n    " + stack.replace("\n", "\n    "))
+    return "\n".join(lines)
 
 
 # -- checks -----------------------------------------------------------------------------------------------------
