@@ -15,6 +15,7 @@ import os
 import socket
 import subprocess
 import threading
+from collections.abc import Callable
 
 import pytest
 from test_virtio_rig import (
@@ -46,7 +47,8 @@ def _listen(port: int) -> socket.socket:
     return s
 
 
-def _serve_downloads(s: socket.socket, blob: bytes) -> None:
+def _accept_all(s: socket.socket, handle: Callable[[socket.socket], None]) -> None:
+    """Serve connections one by one until the listening socket is closed."""
     with s:
         while True:
             try:
@@ -55,26 +57,18 @@ def _serve_downloads(s: socket.socket, blob: bytes) -> None:
                 return
             with conn:
                 try:
-                    conn.sendall(blob)
+                    handle(conn)
                 except OSError:
                     pass
 
 
-def _count_uploads(s: socket.socket, got: list[int]) -> None:
-    with s:
-        while True:
-            try:
-                conn, _ = s.accept()
-            except OSError:
-                return
-            n = 0
-            with conn:
-                try:
-                    while chunk := conn.recv(1 << 16):
-                        n += len(chunk)
-                except OSError:
-                    pass
-            got.append(n)
+def _count(conn: socket.socket, got: list[int]) -> None:
+    n = 0
+    try:
+        while chunk := conn.recv(1 << 16):
+            n += len(chunk)
+    finally:
+        got.append(n)
 
 
 def test_net_soak(dev, tmp_path, monkeypatch):
@@ -89,8 +83,8 @@ def test_net_soak(dev, tmp_path, monkeypatch):
         _ip("link", "set", TAP, "up")
         ups: list[int] = []
         down_s, up_s = _listen(DOWN_PORT), _listen(UP_PORT)
-        threading.Thread(target=_serve_downloads, args=(down_s, blob), daemon=True).start()
-        threading.Thread(target=_count_uploads, args=(up_s, ups), daemon=True).start()
+        threading.Thread(target=_accept_all, args=(down_s, lambda c: c.sendall(blob)), daemon=True).start()
+        threading.Thread(target=_accept_all, args=(up_s, lambda c: _count(c, ups)), daemon=True).start()
         with open(os.path.join(share, "test.sh"), "w") as f:
             f.write(rf"""
 ip link set eth0 up && ip addr add {GUEST_IP}/24 dev eth0
