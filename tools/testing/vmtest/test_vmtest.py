@@ -15,8 +15,10 @@ import importlib.machinery
 import importlib.util
 import os
 import shutil
+import socket
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -74,6 +76,7 @@ class Result:
     out: str
     err: str
     wall: float
+    state: str = ""  # qemu-state.txt, written when vmtest killed a hung guest
 
 
 def finish(p: subprocess.Popen, t0: float, timeout: float = 300) -> Result:
@@ -196,6 +199,42 @@ def test_foreign_results_dir_is_kept(kver: str, tmp_path: Path) -> None:
     assert (tmp_path / "precious").exists()
 
 
+# ---------------------------------------------------------------- monitor
+
+def test_hmp_strips_echo_and_escapes(tmp_path: Path) -> None:
+    """hmp() against a fake monitor that talks like QEMU's (banner, readline echo)."""
+    path = tmp_path / "mon"
+    srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    srv.bind(str(path))
+    srv.listen(1)
+    got: list[bytes] = []
+
+    def serve() -> None:
+        c, _ = srv.accept()
+        with c:
+            c.sendall(b"QEMU 7.2.0 monitor - type 'help' for more information\r\n(qemu) ")
+            got.append(c.recv(100))
+            c.sendall(b"i\x1b[K\x1b[Dinfo cpus\r\n* CPU #0: thread_id=7\r\n"
+                      b"  CPU #1: thread_id=8\r\n(qemu) ")
+
+    t = threading.Thread(target=serve)
+    t.start()
+    try:
+        out = vm.hmp(path, "info cpus", timeout=10)
+    finally:
+        t.join(10)
+        srv.close()
+    assert got == [b"info cpus\n"]
+    assert out == "* CPU #0: thread_id=7\n  CPU #1: thread_id=8"
+
+
+def test_register_summary_regex() -> None:
+    text = ("RIP=0000000000020fff RFL=00000046 [---Z-P-] CPL=0 II=0 A20=1 SMM=0 HLT=0\n"
+            "ES =0018 ...\nRIP=ffffffff81cd1e9f RFL=00000216 [----AP-] CPL=0 II=0 A20=1 SMM=0 HLT=1\n")
+    assert [m.groups() for m in vm.REGS.finditer(text)] == [
+        ("0000000000020fff", "00000046", "0", "0"), ("ffffffff81cd1e9f", "00000216", "0", "1")]
+
+
 # ---------------------------------------------------------------- boots
 
 def build_warnmod(kver: str) -> Path:
@@ -231,12 +270,18 @@ def boots(kver: str, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Resu
                          "sh", "-c", "exit 3"),
         "timeout": vmtest(*common, "--results", str(base / "timeout"), "--timeout", "2",
                           "--", "sleep", "100"),
+        "stall": vmtest(*common, "--results", str(base / "stall"), "--stall", "3",
+                        "--timeout", "200", "--", "sleep", "100"),
     }
     try:
         ko = build_warnmod(kver)
         procs["warn"] = vmtest(*common, "--results", str(base / "warn"), "--",
                                "/sbin/insmod", str(ko))
-        return {name: finish(p, t0) for name, p in procs.items()}
+        done = {name: finish(p, t0) for name, p in procs.items()}
+        for name, r in done.items():
+            state = base / name / "qemu-state.txt"
+            r.state = state.read_text() if state.is_file() else ""
+        return done
     finally:
         for p in procs.values():
             if p.poll() is None:
@@ -273,3 +318,14 @@ def test_hung_guest_is_killed_at_timeout(boots: dict[str, Result]) -> None:
     assert r.rc == 124, r.err
     assert "timeout: guest killed after 2 s" in r.err
     assert r.wall < 60
+    assert "CPU#0" in r.state and "RIP=" in r.state, r.state
+    assert "L1 CPU 0: RIP " in r.err
+
+
+@needs_rig
+def test_silent_guest_is_killed_at_stall(boots: dict[str, Result]) -> None:
+    r = boots["stall"]
+    assert r.rc == 124, r.err
+    assert "no console output for 3 s: guest killed" in r.err
+    assert "'CPU 0/TCG'" in r.state and "RIP=" in r.state, r.state
+    assert r.wall < 120
