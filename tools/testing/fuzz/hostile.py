@@ -138,6 +138,9 @@ KNOWN_DIFFERENCES: dict[str, str] = {
     "monitor": "kvm_amd's default quirk MWAIT_NEVER_UD_FAULTS makes MONITOR a NOP without the "
                "CPUID bit; onekvm raises #UD as the CPU would (the bit is not offered)",
     "mwait": "as monitor",
+    "xsetbv": "CR4.OSXSAVE is clear: a CPU raises #UD before checking the intercept, and onekvm "
+              "checks OSXSAVE itself; QEMU 10 (the rig's CPU) checks the intercept first and "
+              "kvm_amd, relying on the hardware's order, completes the XSETBV",
     "rdpmc": "onekvm has no PMU: #GP, as kvm_amd on 6.12 here (PMU virtualization disabled); "
              "kvm_amd on 6.1 emulates the legacy counters and RDPMC completes",
 }

@@ -234,15 +234,28 @@ def rand_value(rng: random.Random, size: int, ptrs: list[int]) -> int:
     return v & ((1 << (size * 8)) - 1)
 
 
+EFER_LME, CR0_PG, CR4_PAE = 1 << 8, 1 << 31, 1 << 5
+
+
 def rig_safe_sregs(data: bytearray) -> None:
-    """Keep TR a present, *available* 16/32-bit TSS (type 1 or 9): QEMU 7.2,
-    the rig's CPU, aborts ("invalid tss", "invalid tss type") when a guest
-    whose cached TR is anything else, KVM's usual busy type 11 included,
-    takes an interrupt that changes privilege.  That would end the rig
-    instead of testing the module (robustness.rst, "Rig limits")."""
+    """Keep out two guest states that break QEMU, the rig's CPU, rather than
+    test the module (robustness.rst, "Rig limits"):
+
+    - TR must be a present, *available* 16/32-bit TSS (type 1 or 9): QEMU
+      aborts ("invalid tss type") when a guest whose cached TR is anything
+      else, KVM's usual busy type 11 included, takes an interrupt that
+      changes privilege.
+    - EFER.LME with CR0.PG and CR4.PAE both clear: at the guest's next
+      #VMEXIT QEMU restores the host's CR0 before its CR4 and EFER, takes
+      the guest's LME for a switch into long mode, finds no PAE and skips
+      the CR0 load; that L1 CPU goes on in long mode with paging off and is
+      lost (both hypervisors; QEMU 7.2 and 10.0).
+    """
     s = ffi.from_buffer("struct kvm_sregs *", data)
     if not s.tr.present or (s.tr.type & 7) != 1:
         s.tr.present, s.tr.type = 1, 9
+    if s.efer & EFER_LME and not s.cr0 & CR0_PG and not s.cr4 & CR4_PAE:
+        s.efer &= ~EFER_LME
     ffi.release(s)
 
 

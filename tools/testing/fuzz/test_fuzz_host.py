@@ -8,6 +8,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import pytest
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import ioctlfuzz as F  # noqa: E402
@@ -74,6 +76,16 @@ def test_rig_safe_sregs_keeps_tr_a_tss() -> None:
     F.rig_safe_sregs(data)
     s = ffi.from_buffer("struct kvm_sregs *", data)
     assert s.tr.present == 1 and s.tr.type & 7 == 1
+
+
+@pytest.mark.parametrize("cr0, cr4, kept", [(0, 0, False), (F.CR0_PG, 0, True), (0, F.CR4_PAE, True)])
+def test_rig_safe_sregs_drops_lme_without_paging_or_pae(cr0: int, cr4: int, kept: bool) -> None:
+    data = bytearray(ffi.sizeof("struct kvm_sregs"))
+    s = ffi.from_buffer("struct kvm_sregs *", data)
+    s.cr0, s.cr4, s.efer = cr0 | 0x11, cr4, F.EFER_LME | 0xD01
+    F.rig_safe_sregs(data)
+    assert bool(s.efer & F.EFER_LME) == kept
+    assert s.efer & ~F.EFER_LME == 0xC01, "the other EFER bits stay"
 
 
 def test_fast_random_bytes_are_the_slow_ones() -> None:
