@@ -10,7 +10,8 @@ from guest import MARK, run_onekvm
 # QEMU 7.2's TCG does not intercept XSETBV for nested guests, so L1's KVM
 # never sees the L2 kernel enable AVX state and CPUID(0xD,0).EBX stays at the
 # x87/SSE size: L2 prints one "XSAVE consistency problem" WARN. A property
-# of the rig's emulated CPU, not of the VMM; any other splat fails.
+# of the rig's emulated CPU (QEMU 10, the rig's since session 5, intercepts
+# it), not of the VMM; any other splat fails.
 KNOWN_RIG_SPLATS = ("fpu__init_system_xstate",)
 
 

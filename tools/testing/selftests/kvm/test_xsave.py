@@ -136,8 +136,6 @@ def _area(pat: list[bytes], off: int) -> bytes:
 def test_avx_in_guest_and_xsave_both_ways(dev: Device, make_guest: Callable[..., Guest],
                                           known_issue: Callable[..., None]) -> None:
     off, size = _avx_layout(dev, known_issue)
-    known_issue(("kvm_amd",), "QEMU TCG runs a nested guest's XSETBV without its intercept: "
-                "kvm_amd never learns the guest's XCR0 and puts back 1 at the next entry")
     assert (off, size) == (576, 256)
     g = make_guest(64)
     code = g.load(AVX)
