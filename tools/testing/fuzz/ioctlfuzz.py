@@ -284,7 +284,7 @@ def guest_tables(bits: int) -> list[tuple[int, bytes]]:
             t.append((0, _idt(16).ljust(0x400, b"\0")))
         else:
             t += [(layout.GDT, _gdt()), (layout.IDT, _idt(bits).ljust(256 * 16, b"\0")),
-                  (layout.PML4, _page_tables())]
+                  (layout.GUARD, layout.GUARD_CODE), (layout.PML4, _page_tables())]
         _TABLES[bits] = t
     return _TABLES[bits]
 

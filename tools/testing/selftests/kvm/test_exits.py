@@ -63,6 +63,24 @@ def test_hlt(tiny: Callable[[int], Guest], bits: int) -> None:
     assert g.vcpu.expect_done() == 0x42, "the next KVM_RUN continues after HLT"
 
 
+# Off the end of its code into zeroes (`add %al, (%rax)`, harmless with
+# RAX = DATA): the library's guard stops it before the page tables.
+RUNAWAY = Asm(f"""
+start:
+    mov $DATA, %eax
+    mov ${layout.GUARD - 16:#x}, %ebx
+    jmp *%rbx
+""", bits=64, name="runaway-64")
+
+
+def test_runaway_code_stops_at_the_guard(tiny: Callable[[int], Guest]) -> None:
+    g = tiny(64)
+    g.write(layout.GUARD - 16, bytes(16))
+    g.load(RUNAWAY)
+    g.vcpu.expect(lib.KVM_EXIT_HLT)
+    assert g.vcpu.get_regs().rip == layout.GUARD + 1, "the first HLT of the guard"
+
+
 @pytest.mark.parametrize("bits", MODES, ids=MODE_IDS.get)
 def test_shutdown_on_triple_fault(make_guest: Callable[..., Guest], bits: int,
                                   known_issue: Callable[..., None]) -> None:

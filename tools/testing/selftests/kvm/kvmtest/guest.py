@@ -244,6 +244,7 @@ class Guest:
             return
         self.vm.write(L.GDT, _gdt())
         self.vm.write(L.IDT, _idt(self.bits).ljust(256 * 16, b"\0"))
+        self.vm.write(L.GUARD, L.GUARD_CODE)
         if self.bits == 64 and page_tables:
             self.vm.write(L.PML4, _page_tables())
 

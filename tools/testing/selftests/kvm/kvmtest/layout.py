@@ -12,7 +12,8 @@ work; long mode maps the first 4 GiB with 2 MiB pages.
     0x04000  exception stubs (vectors 0-31 -> report on PORT_EXC)
     0x05000  stack ...      STACK_TOP = 0x8000
     0x08000  CODE           (default load address of a snippet, 32 KiB)
-    0x10000  DATA           (64 KiB scratch)
+    0x10000  DATA           (64 KiB scratch, less its last 16 bytes:)
+    0x1fff0  GUARD          hlt x 14, jmp . (32/64-bit guests)
     0x20000  page tables    (PML4, PDPT, 4 PDs)
     0x26000  free RAM ...   up to RAM_SIZE
     0xd0000  MMIO           (never backed by a slot in the default guest)
@@ -31,6 +32,13 @@ EXC_STUBS = 0x4000
 STACK_TOP = 0x8000
 CODE = 0x8000
 DATA = 0x10000
+# Code that runs off its end through DATA's zeroes stops here instead of
+# executing the page tables: QEMU 10 (the rig's CPU) spins forever
+# translating an instruction that crosses from a page-table page into the
+# next page (vmtest.rst, "QEMU version").  One-byte hlts first, so any
+# alignment lands on them; the jmp keeps a resumed guest from going on.
+GUARD = 0x1FFF0
+GUARD_CODE = b"\xf4" * 14 + b"\xeb\xfe"
 PML4 = 0x20000
 PDPT = 0x21000
 PD = 0x22000            # 4 page directories: 0-4 GiB
