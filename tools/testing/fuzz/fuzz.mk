@@ -30,18 +30,22 @@ JOBS ?= 2
 FUZZ_RESULTS ?= build/vmtest-results/fuzz-$(KVER)
 DEV ?= /dev/onekvm
 
-# Short pass: bounded by time, not by count, so a slow loaded machine only
-# runs fewer sequences.  A fixed seed keeps CI's sequences the same from
-# run to run (`make fuzz` explores); every failure prints the sequence's
-# seed, and `make fuzz-replay SEED=` replays it.
+# Short pass: bounded by time, so a slow loaded machine only runs fewer
+# sequences, and by count, so a fast one never runs more than were seen to
+# pass: QEMU 10 (the rig's CPU) segfaults at about sequence 300-350 of
+# seed 0x5eed (robustness.rst, "Open problems"; the 45 s ran 243-265).  A
+# fixed seed keeps CI's sequences the same from run to run (`make fuzz`
+# explores); every failure prints the sequence's seed, and
+# `make fuzz-replay SEED=` replays it.
 FUZZ_CI_SEED ?= 0x5eed
+FUZZ_CI_SEQS ?= 260
 # kvm_amd's share first and small (robustness.rst, "Open problems"): the
 # hostile guests, saved, then onekvm's compared with them; fuzzing and
 # churn on onekvm.  `make fuzz COMPARE=1` compares the fuzzer's errnos.
 FUZZ_CI_CMD = R=$$VMTEST_RESULTS && \
 	$(FUZZ_PY)/hostile.py --dev /dev/kvm --save $$R/hostile-kvm_amd.json && \
 	$(FUZZ_PY)/hostile.py --dev /dev/onekvm --against $$R/hostile-kvm_amd.json && \
-	$(FUZZ_PY)/ioctlfuzz.py --dev /dev/onekvm --seed $(FUZZ_CI_SEED) --seqs 100000 \
+	$(FUZZ_PY)/ioctlfuzz.py --dev /dev/onekvm --seed $(FUZZ_CI_SEED) --seqs $(FUZZ_CI_SEQS) \
 		--time 45 --json $$R/ioctlfuzz.json && \
 	$(FUZZ_PY)/churn.py --dev /dev/onekvm --cycles 20 --kill-every 5 --reload-every 10 \
 		--module $(FUZZ_KO) --seed $(FUZZ_CI_SEED)
