@@ -7,7 +7,8 @@
 #   make fuzz-ci                 bounded pass (CI, part of test-all): one rig
 #                                boot, both hypervisors, ~2-3 min of rig time
 #   make fuzz [SEQS=100000] [SEED=n] [CYCLES=1000] [FUZZ_TIME=sec] [COMPARE=1]
-#             [JOBS=2]           the long run: ioctl fuzzer (JOBS worker
+#             [JOBS=2] [FUZZ_FLAGS=--trace]
+#                                the long run: ioctl fuzzer (JOBS worker
 #                                processes), churn with module reloads,
 #                                hostile guests
 #   make fuzz-replay SEED=0x... [DEV=/dev/onekvm]   one sequence, verbosely
@@ -53,7 +54,7 @@ FUZZ_CI_CMD = R=$$VMTEST_RESULTS && \
 FUZZ_LONG_CMD = $(FUZZ_PY)/hostile.py --dev /dev/onekvm $(if $(COMPARE),--dev /dev/kvm) && \
 	$(FUZZ_PY)/ioctlfuzz.py --dev /dev/onekvm $(if $(COMPARE),--compare /dev/kvm) \
 		$(if $(SEED),--seed $(SEED)) --seqs $(SEQS) --time $(FUZZ_TIME) --ops $(FUZZ_OPS) --jobs $(JOBS) \
-		--json $$VMTEST_RESULTS/ioctlfuzz.json && \
+		--json $$VMTEST_RESULTS/ioctlfuzz.json $(FUZZ_FLAGS) && \
 	$(FUZZ_PY)/churn.py --dev /dev/onekvm --cycles $(CYCLES) --kill-every 10 --reload-every 100 \
 		--module $(FUZZ_KO) $(if $(SEED),--seed $(SEED))
 

@@ -935,6 +935,9 @@ def parse_args(argv: Optional[list[str]]) -> argparse.Namespace:
                    + ",".join(OP_WEIGHTS))
     p.add_argument("--interleave", action="store_true",
                    help="with --compare: each sequence on both devices in turn (default: in two phases)")
+    p.add_argument("--trace", action="store_true",
+                   help="print each sequence's seed as it starts (finds the one that wedges the kernel, "
+                   "after which nothing else can print)")
     p.add_argument("-v", "--verbose", action="store_true")
     return p.parse_args(argv)
 
@@ -1081,8 +1084,8 @@ def run_fuzz(a: argparse.Namespace, run_seed: int, only: frozenset[str], saved: 
                 break
             ops = gen_sequence(s, a.ops, only)
             for ex in phase:
-                if ex.verbose:
-                    print(f"--- sequence {s:#x} on {ex.dev.path}", flush=True)
+                if ex.verbose or a.trace:
+                    print(f"--- {who}: sequence {s:#x} on {ex.dev.path}", flush=True)
                 if slots is not None:
                     slots.set(wid, s)
                 try:

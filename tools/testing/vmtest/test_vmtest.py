@@ -228,6 +228,17 @@ def test_hmp_strips_echo_and_escapes(tmp_path: Path) -> None:
     assert out == "* CPU #0: thread_id=7\n  CPU #1: thread_id=8"
 
 
+@pytest.mark.parametrize("line, wedged", [
+    ("[  586.4] rcu: INFO: rcu_preempt detected stalls on CPUs/tasks:", True),
+    ("[  620.8] watchdog: BUG: soft lockup - CPU#1 stuck for 23s! [python3:166]", True),
+    ("[    9.1] NMI watchdog: Watchdog detected hard LOCKUP on cpu 1", True),
+    ("[    0.2] rcu: Preemptible hierarchical RCU implementation.", False),
+    ("[    0.9] rcu: \tRCU CPU stall warnings timeout set to 21 (rcu_cpu_stall_timeout).", False),
+])
+def test_wedge_line(line: str, wedged: bool) -> None:
+    assert bool(vm.WEDGE_LINE.search(line)) == wedged
+
+
 def test_register_summary_regex() -> None:
     text = ("RIP=0000000000020fff RFL=00000046 [---Z-P-] CPL=0 II=0 A20=1 SMM=0 HLT=0\n"
             "ES =0018 ...\nRIP=ffffffff81cd1e9f RFL=00000216 [----AP-] CPL=0 II=0 A20=1 SMM=0 HLT=1\n")
@@ -272,6 +283,11 @@ def boots(kver: str, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Resu
                           "--", "sleep", "100"),
         "stall": vmtest(*common, "--results", str(base / "stall"), "--stall", "3",
                         "--timeout", "200", "--", "sleep", "100"),
+        # A console that keeps talking but reports a lockup (a wedged L1's watchdogs).
+        "wedge": vmtest(*common, "--results", str(base / "wedge"), "--wedge-grace", "2",
+                        "--timeout", "200", "--", "sh", "-c",
+                        "echo 'watchdog: BUG: soft lockup - CPU#0 stuck for 22s! [sh:1]'; "
+                        "while sleep 1; do echo still talking; done"),
     }
     try:
         ko = build_warnmod(kver)
@@ -327,5 +343,14 @@ def test_silent_guest_is_killed_at_stall(boots: dict[str, Result]) -> None:
     r = boots["stall"]
     assert r.rc == 124, r.err
     assert "no console output for 3 s: guest killed" in r.err
+    assert "'CPU 0/TCG'" in r.state and "RIP=" in r.state, r.state
+    assert r.wall < 120
+
+
+@needs_rig
+def test_console_lockup_kills_the_guest(boots: dict[str, Result]) -> None:
+    r = boots["wedge"]
+    assert r.rc == 124, r.err
+    assert "reported a lockup or RCU stall 2 s ago: guest killed" in r.err
     assert "'CPU 0/TCG'" in r.state and "RIP=" in r.state, r.state
     assert r.wall < 120
