@@ -546,6 +546,7 @@ static int svm_vcpu_run(struct okvm_vcpu *vcpu)
 	struct okvm_svm_vcpu *svm = to_svm(vcpu);
 	struct okvm_vmcb *vmcb = svm->vmcb;
 	struct okvm_svm_cpu *sd;
+	u32 int_ctl, int_state;
 	bool guest_xcr0;
 	int cpu;
 
@@ -554,6 +555,14 @@ static int svm_vcpu_run(struct okvm_vcpu *vcpu)
 	vmcb->save.rip = vcpu->arch.rip;
 	vmcb->save.rflags = vcpu->arch.rflags | X86_EFLAGS_FIXED;
 	svm->entry_if = vcpu->arch.rflags & X86_EFLAGS_IF;
+	/*
+	 * Without V_INTR_MASKING the guest's RFLAGS.IF would mask the host's
+	 * interrupts: a guest spinning with IF clear would keep this CPU for
+	 * good. Never enter without it.
+	 */
+	vmcb->control.int_ctl |= OKVM_V_INTR_MASKING;
+	int_ctl = vmcb->control.int_ctl;
+	int_state = vmcb->control.int_state;
 
 	local_irq_disable();
 	if (!okvm_svm_cpu_ready()) {
@@ -630,7 +639,15 @@ static int svm_vcpu_run(struct okvm_vcpu *vcpu)
 
 	/* VMEXIT_INVALID is -1; QEMU writes only the low 32 bits. */
 	if ((u32)vmcb->control.exit_code == (u32)OKVM_EXIT_INVALID) {
+		/*
+		 * A CPU leaves the VMCB alone when VMRUN fails its checks;
+		 * QEMU writes back its own int_ctl (zero: V_INTR_MASKING and
+		 * the guest's TPR gone) and interrupt shadow, and host values
+		 * in the save area. Put all of it back.
+		 */
 		svm_restore_state(vcpu);
+		vmcb->control.int_ctl = int_ctl;
+		vmcb->control.int_state = int_state;
 		vcpu->run->exit_reason = KVM_EXIT_FAIL_ENTRY;
 		vcpu->run->fail_entry.hardware_entry_failure_reason =
 			vmcb->control.exit_code;
