@@ -154,14 +154,25 @@ class ControlServer:
                     _remove_stale(self.path)
             else:
                 raise UserError(f"a VM named {name} is already running ({self.path})")
+        # Bound and listening under a private name first, then linked into place: a
+        # `list` running meanwhile never finds the name refusing connections (it
+        # would remove it as stale), and link() fails if another VMM took the name.
+        tmp = f"{self.path}.{os.getpid()}.new"
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
-            self.sock.bind(self.path)
+            _remove_stale(tmp)
+            self.sock.bind(tmp)
+            os.chmod(tmp, 0o600)
+            self.sock.listen(8)
+            os.link(tmp, self.path)
+        except FileExistsError:
+            self.sock.close()
+            raise UserError(f"a VM named {name} is already running ({self.path})") from None
         except OSError as e:
             self.sock.close()
             raise ControlUnavailable(f"{self.path}: cannot create control socket: {e.strerror}") from None
-        os.chmod(self.path, 0o600)
-        self.sock.listen(8)
+        finally:
+            _remove_stale(tmp)
         self.sock.setblocking(False)
 
     def fileno(self) -> int:

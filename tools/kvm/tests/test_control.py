@@ -77,6 +77,30 @@ def test_stale_socket_replaced_by_new_server(runtime):
     srv.close()
 
 
+def test_list_while_a_server_starts_keeps_its_socket(runtime, monkeypatch):
+    """A `list` between the server's bind() and listen() must not take the name for stale."""
+    real_socket = socket.socket
+
+    class ListsAfterBind(real_socket):
+        def bind(self, addr):
+            super().bind(addr)
+            control.list_vms()  # a concurrent `onekvm list`, at the worst moment
+
+    monkeypatch.setattr(control.socket, "socket", ListsAfterBind)
+    srv = control.ControlServer("racing", lambda m: {"ok": True, "name": "racing"})
+    monkeypatch.setattr(control.socket, "socket", real_socket)
+    stop = threading.Event()
+    t = threading.Thread(target=serve, args=(srv, stop))
+    t.start()
+    try:
+        assert [v["name"] for v in control.list_vms()] == ["racing"]
+        assert sorted(os.listdir(runtime)) == ["racing.sock"]
+    finally:
+        stop.set()
+        t.join()
+        srv.close()
+
+
 def test_unknown_vm_is_a_user_error():
     with pytest.raises(UserError, match="no VM named nope"):
         control.request("nope", "stop")
