@@ -259,6 +259,23 @@ def rig_safe_sregs(data: bytearray) -> None:
     ffi.release(s)
 
 
+def rig_safe_vcpu(v: Vcpu) -> None:
+    """rig_safe_sregs() on the vCPU's state itself, right before a KVM_RUN:
+    KVM_SET_MSRS (EFER), KVM_SET_SREGS from leftover arena bytes and the
+    guest's own earlier runs reach those states too."""
+    try:
+        sregs = v.get_sregs()
+        buf = bytearray(ffi.buffer(sregs))
+        before = bytes(buf)
+        rig_safe_sregs(buf)
+        if bytes(buf) != before:
+            s = ffi.new("struct kvm_sregs *")
+            ffi.memmove(s, bytes(buf), len(buf))
+            ioctl(v.fd, lib.KVM_SET_SREGS, s)
+    except OSError:
+        pass  # a closed or refusing vCPU: the run reports it
+
+
 def mutate(rng: random.Random, data: bytearray, argtype: Optional[str], ptrs: list[int], n: int) -> None:
     fields = leaves(argtype) if argtype else []
     for _ in range(n):
@@ -686,6 +703,7 @@ class Executor:
                 # would otherwise leave a spinning guest running forever.
                 t = rng.choice([0.02, 0.05, 0.2])
                 signal.setitimer(signal.ITIMER_REAL, t, t)
+            rig_safe_vcpu(v)
             t0 = time.monotonic()
             try:
                 ioctl(v.fd, lib.KVM_RUN, 0)
@@ -785,6 +803,8 @@ class Executor:
             return "skip"
         res: list[str] = []
         started = threading.Event()
+
+        rig_safe_vcpu(v)
 
         def runner() -> None:
             block_alarm()
