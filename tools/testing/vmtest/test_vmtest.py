@@ -239,6 +239,11 @@ def test_wedge_line(line: str, wedged: bool) -> None:
     assert bool(vm.WEDGE_LINE.search(line)) == wedged
 
 
+def test_qemu_end_names_a_crash() -> None:
+    assert vm.qemu_end(-11) == "QEMU killed by SIGSEGV"
+    assert vm.qemu_end(0) == "QEMU exit status 0"
+
+
 def test_register_summary_regex() -> None:
     text = ("RIP=0000000000020fff RFL=00000046 [---Z-P-] CPL=0 II=0 A20=1 SMM=0 HLT=0\n"
             "ES =0018 ...\nRIP=ffffffff81cd1e9f RFL=00000216 [----AP-] CPL=0 II=0 A20=1 SMM=0 HLT=1\n")
