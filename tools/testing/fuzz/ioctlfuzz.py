@@ -241,10 +241,10 @@ def rig_safe_sregs(data: bytearray) -> None:
     """Keep out two guest states that break QEMU, the rig's CPU, rather than
     test the module (robustness.rst, "Rig limits"):
 
-    - TR must be a present, *available* 16/32-bit TSS (type 1 or 9): QEMU
-      aborts ("invalid tss type") when a guest whose cached TR is anything
-      else, KVM's usual busy type 11 included, takes an interrupt that
-      changes privilege.
+    - TR must be a present, usable, *available* 16/32-bit TSS (type 1 or
+      9): QEMU aborts ("invalid tss type", or "invalid tss" when not
+      present) when a guest whose cached TR is anything else, KVM's usual
+      busy type 11 included, takes an interrupt that changes privilege.
     - EFER.LME with CR0.PG and CR4.PAE both clear: at the guest's next
       #VMEXIT QEMU restores the host's CR0 before its CR4 and EFER, takes
       the guest's LME for a switch into long mode, finds no PAE and skips
@@ -252,8 +252,10 @@ def rig_safe_sregs(data: bytearray) -> None:
       lost (both hypervisors; QEMU 7.2 and 10.0).
     """
     s = ffi.from_buffer("struct kvm_sregs *", data)
-    if not s.tr.present or (s.tr.type & 7) != 1:
-        s.tr.present, s.tr.type = 1, 9
+    if not s.tr.present or (s.tr.type & 7) != 1 or s.tr.unusable:
+        # unusable too: KVM (and onekvm) store an unusable segment as
+        # attributes 0, which QEMU takes for a TSS that is not present.
+        s.tr.present, s.tr.type, s.tr.unusable = 1, 9, 0
     if s.efer & EFER_LME and not s.cr0 & CR0_PG and not s.cr4 & CR4_PAE:
         s.efer &= ~EFER_LME
     ffi.release(s)

@@ -78,6 +78,15 @@ def test_rig_safe_sregs_keeps_tr_a_tss() -> None:
     assert s.tr.present == 1 and s.tr.type & 7 == 1
 
 
+def test_rig_safe_sregs_makes_an_unusable_tr_usable() -> None:
+    """An unusable TR is stored as attributes 0: QEMU aborts ("invalid tss")."""
+    data = bytearray(ffi.sizeof("struct kvm_sregs"))
+    s = ffi.from_buffer("struct kvm_sregs *", data)
+    s.tr.present, s.tr.type, s.tr.unusable = 1, 9, 1
+    F.rig_safe_sregs(data)
+    assert (s.tr.present, s.tr.type, s.tr.unusable) == (1, 9, 0)
+
+
 @pytest.mark.parametrize("cr0, cr4, kept", [(0, 0, False), (F.CR0_PG, 0, True), (0, F.CR4_PAE, True)])
 def test_rig_safe_sregs_drops_lme_without_paging_or_pae(cr0: int, cr4: int, kept: bool) -> None:
     data = bytearray(ffi.sizeof("struct kvm_sregs"))
