@@ -237,7 +237,7 @@ def rand_value(rng: random.Random, size: int, ptrs: list[int]) -> int:
 EFER_LME, CR0_PG, CR4_PAE = 1 << 8, 1 << 31, 1 << 5
 
 
-def rig_safe_sregs(data: bytearray) -> None:
+def rig_safe_sregs(data: Any) -> None:
     """Keep out two guest states that break QEMU, the rig's CPU, rather than
     test the module (robustness.rst, "Rig limits"):
 
@@ -267,13 +267,10 @@ def rig_safe_vcpu(v: Vcpu) -> None:
     guest's own earlier runs reach those states too."""
     try:
         sregs = v.get_sregs()
-        buf = bytearray(ffi.buffer(sregs))
-        before = bytes(buf)
-        rig_safe_sregs(buf)
-        if bytes(buf) != before:
-            s = ffi.new("struct kvm_sregs *")
-            ffi.memmove(s, bytes(buf), len(buf))
-            ioctl(v.fd, lib.KVM_SET_SREGS, s)
+        before = bytes(ffi.buffer(sregs))
+        rig_safe_sregs(ffi.buffer(sregs))
+        if bytes(ffi.buffer(sregs)) != before:
+            v.set_sregs(sregs)
     except OSError:
         pass  # a closed or refusing vCPU: the run reports it
 

@@ -98,10 +98,12 @@ def test_rig_safe_sregs_drops_lme_without_paging_or_pae(cr0: int, cr4: int, kept
 
 
 class _FakeVcpu:
-    fd = 99
-
     def __init__(self, cr0: int, tr_type: int) -> None:
         self.cr0, self.tr_type = cr0, tr_type
+        self.set_calls: list[bytes] = []
+
+    def set_sregs(self, sregs) -> None:
+        self.set_calls.append(bytes(ffi.buffer(sregs)))
 
     def get_sregs(self):
         s = ffi.new("struct kvm_sregs *")
@@ -110,23 +112,21 @@ class _FakeVcpu:
         return s
 
 
-def test_rig_safe_vcpu_fixes_the_state_before_a_run(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_rig_safe_vcpu_fixes_the_state_before_a_run() -> None:
     """EFER.LME from KVM_SET_MSRS (not a KVM_SET_SREGS the fuzzer wrote) is
     caught on the vCPU itself before KVM_RUN."""
-    calls = []
-    monkeypatch.setattr(F, "ioctl", lambda fd, req, arg: calls.append((fd, req, bytes(ffi.buffer(arg)))))
-    F.rig_safe_vcpu(_FakeVcpu(0x11, 11))
-    assert [(fd, req) for fd, req, _ in calls] == [(99, F.lib.KVM_SET_SREGS)]
-    s = ffi.from_buffer("struct kvm_sregs *", bytearray(calls[0][2]))
+    v = _FakeVcpu(0x11, 11)
+    F.rig_safe_vcpu(v)
+    assert len(v.set_calls) == 1
+    s = ffi.from_buffer("struct kvm_sregs *", bytearray(v.set_calls[0]))
     assert not s.efer & F.EFER_LME and s.efer & 1 and s.cr0 == 0x11
     assert (s.tr.present, s.tr.type) == (1, 9)
 
 
-def test_rig_safe_vcpu_leaves_a_safe_state_alone(monkeypatch: pytest.MonkeyPatch) -> None:
-    calls = []
-    monkeypatch.setattr(F, "ioctl", lambda *a: calls.append(a))
-    F.rig_safe_vcpu(_FakeVcpu(0x11 | F.CR0_PG, 9))
-    assert calls == []
+def test_rig_safe_vcpu_leaves_a_safe_state_alone() -> None:
+    v = _FakeVcpu(0x11 | F.CR0_PG, 9)
+    F.rig_safe_vcpu(v)
+    assert v.set_calls == []
 
 
 def test_fast_random_bytes_are_the_slow_ones() -> None:
