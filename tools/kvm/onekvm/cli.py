@@ -67,6 +67,16 @@ def _positive(text: str) -> int:
     return n
 
 
+def _halt_poll_ns(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0 <= n <= 0xFFFFFFFF:  # the kernel keeps it in an unsigned int
+        raise argparse.ArgumentTypeError(f"out of range 0..4294967295: {n}")
+    return n
+
+
 def build_parser() -> Parser:
     p = Parser(prog="onekvm", description="A Python VMM for /dev/kvm and /dev/onekvm.")
     p.add_argument("-v", "--verbose", action="store_true", help="log more (also ONEKVM_DEBUG=1 for tracebacks)")
@@ -113,6 +123,13 @@ def build_parser() -> Parser:
         choices=("auto", "kernel", "user"),
         default="auto",
         help="interrupt controllers: in the hypervisor (kernel), in this process (user), or kernel when offered (auto)",
+    )
+    r.add_argument(
+        "--halt-poll-ns",
+        type=_halt_poll_ns,
+        metavar="NS",
+        help="longest time a halted vCPU polls for a wake-up before it sleeps, in ns (KVM_CAP_HALT_POLL; "
+        "default: the host's kvm.halt_poll_ns). Longer polls answer device interrupts sooner and burn CPU",
     )
     r.add_argument("--debug-ioport", action="store_true", help="log accesses to unhandled I/O ports and MMIO")
     r.add_argument("--stats", action="store_true", help="print exits by reason and time per device at the end")
@@ -226,6 +243,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         control=not args.no_control,
         virtio=virtio_opts,
         kernel_cache=args.kernel_cache,
+        halt_poll_ns=args.halt_poll_ns,
     )
     console = Console()
     machine = Machine(cfg, console)

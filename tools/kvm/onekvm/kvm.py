@@ -179,6 +179,14 @@ class Vm:
         self._slots += 1
         return region.slot
 
+    def enable_cap(self, cap: int, *args: int) -> None:
+        """KVM_ENABLE_CAP on the VM (KVM_CAP_ENABLE_CAP_VM) with up to four arguments."""
+        arg = ffi.new("struct kvm_enable_cap *")
+        arg.cap = cap
+        for i, a in enumerate(args):
+            arg.args[i] = a
+        _ioctl(self.fd, lib.KVM_ENABLE_CAP, arg)
+
     def set_tss_addr(self, addr: int) -> None:
         _ioctl(self.fd, lib.KVM_SET_TSS_ADDR, addr)
 

@@ -84,6 +84,7 @@ class Config:
     virtio: Any = None  # onekvm.virtio.VirtioOptions (issue #6), None for none
     kernel_cache: str = "off"  # bzImage: off | auto | use (boot/kcache.py); the CLI's default is use
     coalesce: bool = True  # UART THR writes through the coalesced PIO ring when offered
+    halt_poll_ns: int | None = None  # KVM_CAP_HALT_POLL for this VM; None: the host's kvm.halt_poll_ns
 
 
 class Sink:
@@ -182,6 +183,10 @@ class Machine:
 
         self.vm = vm = sysm.create_vm()
         self._phase("VM created")
+        if cfg.halt_poll_ns is not None:
+            if not sysm.has("HALT_POLL"):
+                raise UserError(f"--halt-poll-ns: {sysm.path} cannot set a VM's halt polling (no KVM_CAP_HALT_POLL)")
+            vm.enable_cap(lib.KVM_CAP_HALT_POLL, cfg.halt_poll_ns)
         if sysm.has("SET_TSS_ADDR"):
             vm.set_tss_addr(layout.TSS_ADDR)
         if self.kernel_irqchip:

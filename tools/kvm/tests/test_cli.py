@@ -143,6 +143,11 @@ def test_smp_needs_the_kernel_irqchip(tmp_path, kvm_dev):
     )
 
 
+@pytest.mark.parametrize("value", ["-1", "4294967296", "lots"])
+def test_bad_halt_poll_ns_is_one_line(tmp_path, value):
+    one_line_error(onekvm("run", "-k", "/nonexistent", "--halt-poll-ns", value), "--halt-poll-ns")
+
+
 def test_version_and_caps(kvm_dev):
     p = onekvm("version", "--dev", kvm_dev)
     assert p.returncode == 0, p.stderr

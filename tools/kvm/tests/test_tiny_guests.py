@@ -50,6 +50,30 @@ def test_timer_interrupts(tmp_path, kvm_dev, irqchip):
     assert out == b".....\n"
 
 
+@pytest.mark.parametrize("ns", [0, 2_000_000])
+def test_halt_poll_ns_is_set_on_the_vm(tmp_path, kvm_dev, ns, monkeypatch):
+    """--halt-poll-ns reaches KVM_ENABLE_CAP(KVM_CAP_HALT_POLL) and the guest still takes its timer interrupts."""
+    from onekvm.kvm import Vm, lib
+
+    calls = []
+    real = Vm.enable_cap
+    monkeypatch.setattr(Vm, "enable_cap", lambda vm, cap, *a: (calls.append((cap, *a)), real(vm, cap, *a))[1])
+    status, reason, out = run(tinyguest.build(tmp_path, tinyguest.TIMER), kvm_dev, irqchip="kernel", halt_poll_ns=ns)
+    assert status == ExitStatus.POWEROFF, reason
+    assert out == b".....\n"
+    assert calls == [(lib.KVM_CAP_HALT_POLL, ns)]
+
+
+def test_halt_poll_ns_without_the_capability_is_a_user_error(tmp_path, kvm_dev, monkeypatch):
+    from onekvm.errors import UserError
+    from onekvm.kvm import System
+
+    real = System.has
+    monkeypatch.setattr(System, "has", lambda s, name: 0 if name == "HALT_POLL" else real(s, name))
+    with pytest.raises(UserError, match="no KVM_CAP_HALT_POLL"):
+        run(tinyguest.build(tmp_path, tinyguest.HELLO), kvm_dev, halt_poll_ns=1000)
+
+
 def test_stats_count_exits(tmp_path, kvm_dev):
     r, w = os.pipe()
     cfg = Config(
