@@ -34,6 +34,13 @@ def _blk(tmp_path):
     return Block(DiskSpec(str(image))), 0
 
 
+def _blk_python(tmp_path):
+    """blk without the C fast path: Python's own checks (the fast path hands bad chains to them)."""
+    image = tmp_path / "disk.img"
+    image.write_bytes(bytes(64 * 512))
+    return Block(DiskSpec(str(image)), fast=False), 0
+
+
 def _9p(tmp_path):
     return NineP(ShareSpec(str(tmp_path), "t")), 0
 
@@ -53,7 +60,7 @@ def _net(tmp_path):
     return Net(NetSpec(tapif="fake0", mac=b"\x52\x54\x00\x00\x00\x01", fd=guest_side.detach())), 1
 
 
-DEVICES = {"blk": _blk, "9p": _9p, "rng": _rng, "console": _console, "net": _net}
+DEVICES = {"blk": _blk, "blk-python": _blk_python, "9p": _9p, "rng": _rng, "console": _console, "net": _net}
 
 
 def _one(dq, addr, length, flags=0, nxt=0, i=0):
@@ -136,7 +143,7 @@ def _recovers(h: Harness, kind: str) -> None:
     if kind == "rng":
         written, data = h.request(0, [], [32])
         assert written == 32 and len(data) == 32
-    elif kind == "blk":
+    elif kind.startswith("blk"):
         written, data = h.request(0, [struct.pack("<IIQ", 0, 0, 0)], [512, 1])
         assert written == 513 and data[-1] == 0
 
@@ -215,6 +222,8 @@ def _net_rx_tiny(h, tmp_path):
 WRONG_LENGTHS = [
     ("blk", _blk_no_status, "no header or status"),
     ("blk", _blk_short_header, "no header or status"),
+    ("blk-python", _blk_no_status, "no header or status"),
+    ("blk-python", _blk_short_header, "no header or status"),
     ("9p", _9p_no_reply_room, ""),
     ("rng", _rng_readable, "not write-only"),
     ("rng", _rng_empty, "not write-only"),
@@ -225,7 +234,7 @@ WRONG_LENGTHS = [
 ]
 
 
-@pytest.mark.parametrize("kind, craft, match", WRONG_LENGTHS, ids=[f"{k}-{c.__name__}" for k, c, _ in WRONG_LENGTHS])
+@pytest.mark.parametrize("kind, craft, match", WRONG_LENGTHS, ids=[f"{k}:{c.__name__}" for k, c, _ in WRONG_LENGTHS])
 def test_wrong_lengths(kind, craft, match, irq, tmp_path, caplog):
     h, _ = _harness(kind, tmp_path, irq)
     try:

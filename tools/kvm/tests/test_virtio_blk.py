@@ -8,6 +8,7 @@ import threading
 
 import pytest
 from onekvm.errors import UserError
+from onekvm.virtio import fastpath
 from onekvm.virtio.blk import (
     F_DISCARD,
     F_FLUSH,
@@ -27,6 +28,15 @@ from onekvm.virtio.pci import S_NEEDS_RESET
 from onekvm.virtio.testing import Harness
 
 SECTORS = 64
+
+
+@pytest.fixture(autouse=True, params=["fast", "python"])
+def served_by(request, monkeypatch):
+    """Every test twice: through the C fast path (the default) and with Python serving everything."""
+    if request.param == "fast" and fastpath.lib is None:
+        pytest.fail("onekvm._vring is not built: meson compile -C build/meson")
+    monkeypatch.setenv("ONEKVM_VIRTIO_FAST", "1" if request.param == "fast" else "0")
+    return request.param
 
 
 @pytest.fixture

@@ -88,20 +88,26 @@ class VirtioDevice:
         """
         budget = queue.size
         while True:
-            while budget:
-                chain = queue.pop()
-                if chain is None:
-                    break
-                written = self.handle(queue, chain)
-                if written is not None:
-                    self.used(queue, chain.head, written)
-                budget -= 1
+            budget -= self.serve(queue, budget)
             if not budget:
                 assert self.transport is not None
                 self.transport.rekick(queue)
                 return
             if not queue.arm_notify():
                 return
+
+    def serve(self, queue: SplitQueue, budget: int) -> int:
+        """Take up to budget chains off the ring and handle them; returns how many (fewer: ring empty)."""
+        n = 0
+        while n < budget:
+            chain = queue.pop()
+            if chain is None:
+                break
+            written = self.handle(queue, chain)
+            if written is not None:
+                self.used(queue, chain.head, written)
+            n += 1
+        return n
 
     def handle(self, queue: SplitQueue, chain: Chain) -> int | None:
         """One request: returns the bytes written into the chain, or None to return it later."""

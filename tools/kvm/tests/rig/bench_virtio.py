@@ -18,8 +18,9 @@ each for at most --bytes or --seconds, and reports bytes and seconds (guest
 clock). The image lives in L1's page cache for both VMMs, so the figures
 measure the virtio path, not a disk. onekvm runs twice per round: with
 ONEKVM_VIRTIO_KICKS=thread (the device's worker thread, ioeventfd) and
-=inline (the vCPU thread serves kicks), and with --halt-poll-ns N once more
-with worker kicks and that halt-polling window; --pin CPUS adds every contender
+=inline (the vCPU thread serves kicks); --python-too adds worker kicks
+without blk's C fast path, --halt-poll-ns N worker kicks with that
+halt-polling window; --pin CPUS adds every contender
 again under `taskset -c CPUS`. Prints every run, the medians in MB/s and
 the onekvm/QEMU ratios (issue #6's goal for blk: at least 0.8x). Not a
 test: it fails only when a guest does not report its figures.
@@ -183,6 +184,11 @@ def main() -> int:
         metavar="NS",
         help="also run onekvm (worker kicks) with --halt-poll-ns NS, as onekvm-hp: its halted vCPU polls that long",
     )
+    ap.add_argument(
+        "--python-too",
+        action="store_true",
+        help="also run onekvm (worker kicks) with ONEKVM_VIRTIO_FAST=0, as onekvm-py: blk without its C fast path",
+    )
     ap.add_argument("--cases", default="", help="only these cases: names or prefixes, e.g. 'blk' or 'blk-seq,9p'")
     ap.add_argument("--verbose", action="store_true", help="print each guest's whole output")
     args = ap.parse_args()
@@ -198,6 +204,8 @@ def main() -> int:
     initrd = write_initramfs(work, args.bytes, args.seconds, cases)
     mine = onekvm_cmd(args.dev, initrd, image, share, args.onekvm_args.split())
     contenders = {"onekvm": ["ONEKVM_VIRTIO_KICKS=thread", *mine]}
+    if args.python_too:
+        contenders["onekvm-py"] = ["ONEKVM_VIRTIO_KICKS=thread", "ONEKVM_VIRTIO_FAST=0", *mine]
     if args.halt_poll_ns is not None:
         contenders["onekvm-hp"] = ["ONEKVM_VIRTIO_KICKS=thread", *mine, "--halt-poll-ns", str(args.halt_poll_ns)]
     if not args.no_inline:
@@ -239,7 +247,7 @@ def main() -> int:
         line = f"median {case:<11} {cells} MB/s;"
         for pin in pins:
             ref = med.get(f"qemu-pc{pin}", {})
-            for who in ("onekvm", "onekvm-hp", "onekvm-inline"):
+            for who in ("onekvm", "onekvm-py", "onekvm-hp", "onekvm-inline"):
                 got = med.get(f"{who}{pin}", {})
                 if case in got and case in ref:
                     line += f"  {who}{pin}/qemu-pc{pin} {got[case] / ref[case]:.2f}x"
