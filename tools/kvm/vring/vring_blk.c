@@ -27,7 +27,8 @@
 #define DESC_F_WRITE	2
 #define DESC_F_INDIRECT	4
 #define DESC_SIZE	16
-#define MAX_INDIRECT	32768	/* queue.py MAX_QUEUE_SIZE */
+#define MAX_QUEUE_SIZE	32768	/* the split-ring limit, as queue.py */
+#define MAX_INDIRECT	MAX_QUEUE_SIZE
 #define MAX_SEGS	1024	/* IOV_MAX: one preadv()/pwritev() */
 #define HDR_SIZE	16
 #define SECTOR		512
@@ -327,6 +328,11 @@ int okvm_blk_serve(struct okvm_vq *q, const struct okvm_region *regions,
 	uint32_t written;
 	int served = 0;
 
+	/* queue.py enables only such rings; anything else is not ours to touch. */
+	if (!q->size || q->size & (q->size - 1) || q->size > MAX_QUEUE_SIZE) {
+		*stop = OKVM_STOP_PYTHON;
+		return 0;
+	}
 	for (;;) {
 		if (served >= budget) {
 			*stop = OKVM_STOP_BUDGET;
