@@ -195,7 +195,7 @@ def test_event_idx_wrap(ring):
     q.event_idx = True
     dq.avail_idx = q.last_avail = 0xFFFF
     q.used_idx = 0xFFFF
-    q._signalled = 0xFFFF
+    q.signalled = 0xFFFF
     dq.set_used_event(0xFFFF)  # wants an interrupt once idx moves past 0xFFFF
     dq.add([b"x"], [])
     q.push(q.pop().head, 0)

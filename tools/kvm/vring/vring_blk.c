@@ -27,6 +27,7 @@
 #define DESC_F_WRITE	2
 #define DESC_F_INDIRECT	4
 #define DESC_SIZE	16
+#define AVAIL_F_NO_INTERRUPT	1
 #define MAX_QUEUE_SIZE	32768	/* the split-ring limit, as queue.py */
 #define MAX_INDIRECT	MAX_QUEUE_SIZE
 #define MAX_SEGS	1024	/* IOV_MAX: one preadv()/pwritev() */
@@ -356,5 +357,76 @@ int okvm_blk_serve(struct okvm_vq *q, const struct okvm_region *regions,
 		used_push(q, head, written);
 		served++;
 	}
+	return served;
+}
+
+static uint16_t ring_load(const uint8_t *p)
+{
+	return __atomic_load_n((const uint16_t *)p, __ATOMIC_ACQUIRE);
+}
+
+/* Does the driver want an interrupt for what was just used (virtio 2.7.7, 2.7.10)? */
+static int need_interrupt(struct okvm_vq *q)
+{
+	uint16_t now = q->used_idx, before = q->signalled, used_event;
+	int had = q->has_signalled;
+
+	if (!q->event_idx)
+		return !(ring_load(q->avail) & AVAIL_F_NO_INTERRUPT);
+	/* The used index stored before used_event is read. */
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	q->signalled = now;
+	q->has_signalled = 1;
+	if (!had)
+		return 1;
+	used_event = ring_load(q->avail + 4 + 2 * q->size);
+	return (uint16_t)(now - used_event - 1) < (uint16_t)(now - before);
+}
+
+/**
+ * okvm_blk_kick() - serve a queue kick of a virtio-blk device
+ * @q: the queue, as for okvm_blk_serve()
+ * @regions: guest RAM
+ * @nregions: number of @regions
+ * @blk: the image
+ * @kick_fd: the queue's kick eventfd, drained first (-1: none)
+ * @budget: serve at most this many chains
+ * @stop: set to why it stopped (enum okvm_stop)
+ * @interrupt: set when the driver wants an interrupt for the chains served
+ *	(never with OKVM_STOP_PYTHON)
+ *
+ * The worker's whole batch in one call: serve, re-arm notifications
+ * (avail_event with VIRTIO_F_EVENT_IDX), look at the ring once more and
+ * serve what came meanwhile, until it stays empty, a chain is Python's or
+ * the budget is spent; then the interrupt decision, unless the batch goes
+ * on in Python (OKVM_STOP_PYTHON): that makes it once, for all of it.
+ *
+ * Return: the number of chains served.
+ */
+int okvm_blk_kick(struct okvm_vq *q, const struct okvm_region *regions,
+		  int nregions, const struct okvm_blk *blk, int kick_fd,
+		  int budget, int *stop, int *interrupt)
+{
+	uint64_t count;
+	int served = 0;
+
+	/* Only the ring says what to do: an empty or closed eventfd changes nothing. */
+	if (kick_fd >= 0 && read(kick_fd, &count, sizeof(count)) < 0)
+		count = 0;
+	for (;;) {
+		served += okvm_blk_serve(q, regions, nregions, blk,
+					 budget - served, stop);
+		if (*stop != OKVM_STOP_EMPTY)
+			break;
+		if (q->event_idx)
+			__atomic_store_n((uint16_t *)(q->used + 4 + 8 * q->size),
+					 q->last_avail, __ATOMIC_RELAXED);
+		/* The avail_event store before the available index load. */
+		__atomic_thread_fence(__ATOMIC_SEQ_CST);
+		if (ring_load(q->avail + 2) == q->last_avail)
+			break;
+	}
+	/* A chain left to Python: its batch goes on there, and decides once. */
+	*interrupt = served && *stop != OKVM_STOP_PYTHON && need_interrupt(q);
 	return served;
 }

@@ -27,6 +27,9 @@ struct okvm_vq {
 	uint16_t last_avail;
 	uint16_t used_idx;
 	uint8_t indirect;
+	uint8_t event_idx;
+	uint8_t has_signalled;	/* signalled holds the used index at the last interrupt */
+	uint16_t signalled;
 };
 
 /* The image behind the device. */
@@ -46,3 +49,6 @@ enum okvm_stop {
 int okvm_blk_serve(struct okvm_vq *q, const struct okvm_region *regions,
 		   int nregions, const struct okvm_blk *blk, int budget,
 		   int *stop);
+int okvm_blk_kick(struct okvm_vq *q, const struct okvm_region *regions,
+		  int nregions, const struct okvm_blk *blk, int kick_fd,
+		  int budget, int *stop, int *interrupt);

@@ -122,6 +122,8 @@ class Block(VirtioDevice):
         self.can_discard = not spec.readonly and self._probe_discard()
         self._fast: fastpath.BlkFastPath | None = None  # made at the first request: guest RAM is complete
         self._fast_ok = fastpath.available() if fast is None else fast
+        if self._fast_ok:
+            self.kick_in_c = self._kick_in_c
         self.features = F_SEG_MAX | F_BLK_SIZE | F_FLUSH
         if spec.readonly:
             self.features |= F_RO
@@ -146,20 +148,28 @@ class Block(VirtioDevice):
     def close(self) -> None:
         self._fast = None
         self._fast_ok = False
+        self.kick_in_c = None
         if self.fd >= 0:
             os.close(self.fd)
             self.fd = -1
 
     # -- requests ---------------------------------------------------------------------------
+    def _fast_path(self, queue: SplitQueue) -> fastpath.BlkFastPath:
+        if self._fast is None:
+            self._fast = fastpath.BlkFastPath(queue.mem, self.fd, self.readonly, self.sectors * SECTOR)
+        return self._fast
+
+    def _kick_in_c(self, queue: SplitQueue, kick_fd: int) -> tuple[int, int, bool]:
+        return self._fast_path(queue).kick(queue, kick_fd)
+
     def serve(self, queue: SplitQueue, budget: int) -> int:
         """The C fast path first; a chain it hands back is Python's, one at a time."""
         if not self._fast_ok:
             return super().serve(queue, budget)
-        if self._fast is None:
-            self._fast = fastpath.BlkFastPath(queue.mem, self.fd, self.readonly, self.sectors * SECTOR)
+        fast = self._fast_path(queue)
         n = 0
         while n < budget:
-            done, handed_back = self._fast.serve(queue, budget - n)
+            done, handed_back = fast.serve(queue, budget - n)
             if done:
                 assert self.transport is not None
                 self.transport.queue_used(queue)

@@ -56,6 +56,9 @@ class VirtioDevice:
         self.features = 0  # device-specific bits offered (the transport adds its own)
         self.config = bytearray()  # the device-specific configuration space
         self.transport: VirtioPciDevice | None = None
+        # A whole queue kick served in one call, (queue, kick fd) -> (chains served, fastpath.STOP_*,
+        # interrupt wanted), for the worker's kicks on unpolled queues (pci.py); None: process() as usual.
+        self.kick_in_c: Callable[[SplitQueue, int], tuple[int, int, bool]] | None = None
 
     # -- configuration space (vCPU thread, transport lock held) -----------------------
     def config_read(self, offset: int, size: int) -> int:

@@ -25,6 +25,11 @@ except ImportError:  # a tree without the meson build: Python serves everything
     ffi = lib = None
 
 
+STOP_EMPTY = lib.OKVM_STOP_EMPTY if lib is not None else 0
+STOP_PYTHON = lib.OKVM_STOP_PYTHON if lib is not None else 1
+STOP_BUDGET = lib.OKVM_STOP_BUDGET if lib is not None else 2
+
+
 def available() -> bool:
     return lib is not None and os.environ.get("ONEKVM_VIRTIO_FAST", "1") != "0"
 
@@ -47,6 +52,7 @@ class BlkFastPath:
             self._regions[i].hva = ffi.cast("uint8_t *", r.host_addr)
         self._nregions = len(regions)
         self._stop = ffi.new("int *")
+        self._irq = ffi.new("int *")
         self._vqs: dict[int, tuple[tuple[int, int, int, int], Any]] = {}
 
     def _host(self, gpa: int) -> Any:
@@ -77,3 +83,22 @@ class BlkFastPath:
         q.last_avail = vq.last_avail
         q.used_idx = vq.used_idx
         return n, self._stop[0] == lib.OKVM_STOP_PYTHON
+
+    def kick(self, q: SplitQueue, kick_fd: int) -> tuple[int, int, bool]:
+        """A whole kick (drain, serve, re-arm, interrupt decision): (served, why it stopped, interrupt wanted).
+
+        The queue's interrupt bookkeeping moves with it: the caller raises
+        the interrupt and must not ask q.need_interrupt() for these chains.
+        """
+        vq = self._vq(q)
+        vq.last_avail = q.last_avail
+        vq.used_idx = q.used_idx
+        vq.event_idx = q.event_idx
+        signalled = q.signalled
+        vq.has_signalled = signalled is not None
+        vq.signalled = signalled or 0
+        n = lib.okvm_blk_kick(vq, self._regions, self._nregions, self._blk, kick_fd, q.size, self._stop, self._irq)
+        q.last_avail = vq.last_avail
+        q.used_idx = vq.used_idx
+        q.signalled = vq.signalled if vq.has_signalled else None
+        return n, self._stop[0], bool(self._irq[0])

@@ -144,7 +144,7 @@ class SplitQueue:
         self.enabled = False
         self.last_avail = 0
         self.used_idx = 0
-        self._signalled: int | None = None  # used idx at the last interrupt
+        self.signalled: int | None = None  # used idx at the last interrupt
         self._desc: memoryview | None = None
         self._avail: memoryview | None = None
         self._used: memoryview | None = None
@@ -310,8 +310,8 @@ class SplitQueue:
             return not _U16.unpack_from(avail, 0)[0] & AVAIL_F_NO_INTERRUPT
         fence()  # used.idx store before the used_event load
         new = self.used_idx
-        old = self._signalled
-        self._signalled = new
+        old = self.signalled
+        self.signalled = new
         if old is None:
             return True
         used_event = _U16.unpack_from(avail, 4 + 2 * self.size)[0]
