@@ -68,7 +68,8 @@ def parse_options(
 class VirtioSet:
     """The virtio devices of one machine."""
 
-    def __init__(self) -> None:
+    def __init__(self, host: Host | None = None) -> None:
+        self.host = host
         self.devices: list[VirtioPciDevice] = []
         self.console: Any = None  # the VirtioConsole, if any
 
@@ -80,6 +81,8 @@ class VirtioSet:
         for t in reversed(self.devices):
             t.close()
         self.devices.clear()
+        if self.host is not None:
+            self.host.close()  # the devices' workers are gone: nothing raises an interrupt now
 
 
 class _BarAllocator:
@@ -94,7 +97,7 @@ class _BarAllocator:
 
 def attach_host(host: Host, pci: Any, opts: VirtioOptions) -> VirtioSet:
     """Create each device, plug it into the PCI bus `pci` and start its worker."""
-    vset = VirtioSet()
+    vset = VirtioSet(host)
     alloc = host.mmio_alloc or _BarAllocator(PCI_MMIO_BASE)
     counts: dict[str, int] = {}
     try:

@@ -49,6 +49,11 @@ class Host:
     # With kicks on the worker: how long (microseconds, at most) it keeps watching a ring after a
     # batch before it goes back to sleep; 0: never. ONEKVM_VIRTIO_POLL_US sets it.
     poll_us: int = 0
+    on_close: list[Callable[[], None]] = field(default_factory=list)  # after the devices closed
+
+    def close(self) -> None:
+        while self.on_close:
+            self.on_close.pop()()
 
 
 def _vm_ioeventfd(vm_fd: int) -> Ioeventfd:
@@ -90,9 +95,18 @@ def from_machine(machine: Any, set_level: SetLevel | None) -> Host:
     vm_fd = machine.vm.fd
     kernel_irqchip = bool(getattr(machine, "kernel_irqchip", False))
     signal_msi = None
+    on_close: list[Callable[[], None]] = []
     # MSI needs a local APIC in the guest, which only the in-kernel irqchip gives.
     if kernel_irqchip and system.has("SIGNAL_MSI"):
         signal_msi = _vm_signal_msi(vm_fd)
+        # An irqfd per message where routes can be set: an eventfd write instead of an ioctl.
+        # ONEKVM_VIRTIO_IRQFD=0 keeps KVM_SIGNAL_MSI (comparisons, debugging).
+        if system.has("IRQFD") and system.has("IRQ_ROUTING") and os.environ.get("ONEKVM_VIRTIO_IRQFD") != "0":
+            from onekvm.virtio.irqfd import MsiIrqfds
+
+            irqfds = MsiIrqfds(vm_fd, signal_msi)
+            signal_msi = irqfds.signal
+            on_close.append(irqfds.close)
     ioeventfd = _vm_ioeventfd(vm_fd) if system.has("IOEVENTFD") else None
     kicks = os.environ.get("ONEKVM_VIRTIO_KICKS") or "auto"
     if kicks not in ("auto", "thread", "inline"):
@@ -114,4 +128,5 @@ def from_machine(machine: Any, set_level: SetLevel | None) -> Host:
         mmio_alloc=getattr(pci, "alloc_mmio", None),
         inline_kicks=kicks == "inline",
         poll_us=int(poll),
+        on_close=on_close,
     )
