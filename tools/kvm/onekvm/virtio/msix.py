@@ -1,7 +1,7 @@
 """MSI-X: the capability's state, the vector table and the pending-bit array.
 
-Delivery goes straight to the hypervisor (KVM_SIGNAL_MSI) from whichever
-thread raises the vector; a masked vector only sets its pending bit and
+Delivery goes straight to the hypervisor (an irqfd or KVM_SIGNAL_MSI, see
+host.py) from whichever thread raises the vector; a masked vector only sets its pending bit and
 fires when the guest unmasks it (PCI 3.0 section 6.8.2).
 """
 
