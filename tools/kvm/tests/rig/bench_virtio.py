@@ -19,7 +19,8 @@ clock). The image lives in L1's page cache for both VMMs, so the figures
 measure the virtio path, not a disk. onekvm runs twice per round: with
 ONEKVM_VIRTIO_KICKS=thread (the device's worker thread, ioeventfd) and
 =inline (the vCPU thread serves kicks); --python-too adds worker kicks
-without blk's C fast path, --halt-poll-ns N worker kicks with that
+without blk's C fast path, --signal-msi-too worker kicks with
+KVM_SIGNAL_MSI instead of irqfds, --halt-poll-ns N worker kicks with that
 halt-polling window; --pin CPUS adds every contender
 again under `taskset -c CPUS`. Prints every run, the medians in MB/s and
 the onekvm/QEMU ratios (issue #6's goal for blk: at least 0.8x). Not a
@@ -189,6 +190,11 @@ def main() -> int:
         action="store_true",
         help="also run onekvm (worker kicks) with ONEKVM_VIRTIO_FAST=0, as onekvm-py: blk without its C fast path",
     )
+    ap.add_argument(
+        "--signal-msi-too",
+        action="store_true",
+        help="also run onekvm (worker kicks) with ONEKVM_VIRTIO_IRQFD=0, as onekvm-msi: KVM_SIGNAL_MSI, no irqfds",
+    )
     ap.add_argument("--cases", default="", help="only these cases: names or prefixes, e.g. 'blk' or 'blk-seq,9p'")
     ap.add_argument("--verbose", action="store_true", help="print each guest's whole output")
     args = ap.parse_args()
@@ -206,6 +212,8 @@ def main() -> int:
     contenders = {"onekvm": ["ONEKVM_VIRTIO_KICKS=thread", *mine]}
     if args.python_too:
         contenders["onekvm-py"] = ["ONEKVM_VIRTIO_KICKS=thread", "ONEKVM_VIRTIO_FAST=0", *mine]
+    if args.signal_msi_too:
+        contenders["onekvm-msi"] = ["ONEKVM_VIRTIO_KICKS=thread", "ONEKVM_VIRTIO_IRQFD=0", *mine]
     if args.halt_poll_ns is not None:
         contenders["onekvm-hp"] = ["ONEKVM_VIRTIO_KICKS=thread", *mine, "--halt-poll-ns", str(args.halt_poll_ns)]
     if not args.no_inline:
@@ -247,7 +255,7 @@ def main() -> int:
         line = f"median {case:<11} {cells} MB/s;"
         for pin in pins:
             ref = med.get(f"qemu-pc{pin}", {})
-            for who in ("onekvm", "onekvm-py", "onekvm-hp", "onekvm-inline"):
+            for who in ("onekvm", "onekvm-py", "onekvm-msi", "onekvm-hp", "onekvm-inline"):
                 got = med.get(f"{who}{pin}", {})
                 if case in got and case in ref:
                     line += f"  {who}{pin}/qemu-pc{pin} {got[case] / ref[case]:.2f}x"
