@@ -378,7 +378,30 @@ class Watchdog:
                 seed, i, op = self.what
                 print(f"ioctlfuzz: HANG: no progress for {HANG_SECONDS:g} s in seed {seed:#x} op {i} {op}",
                       flush=True)
+                dump_hang_state()
                 os._exit(3)
+
+
+SYSRQ = "/proc/sysrq-trigger"
+
+
+def dump_hang_state(sysrq: str = SYSRQ) -> None:
+    """What a hang leaves to look at: this process's Python stacks, and the kernel's
+    blocked tasks (SysRq w, into the kernel log) where we may ask for them (root, the rig).
+
+    A thread stuck in an ioctl can keep the process from exiting at all;
+    then these lines are all the run has to say about where it stuck.
+    """
+    import faulthandler
+
+    print(f"ioctlfuzz: HANG: Python stacks of pid {os.getpid()}:", flush=True)
+    faulthandler.dump_traceback(file=sys.stdout, all_threads=True)
+    try:
+        with open(sysrq, "w") as f:
+            f.write("w")
+        print(f"ioctlfuzz: HANG: blocked tasks' kernel stacks are in the kernel log ({sysrq} w)", flush=True)
+    except OSError as e:
+        print(f"ioctlfuzz: HANG: no kernel stacks ({sysrq}: {e.strerror})", flush=True)
 
 
 WATCHDOG: Optional[Watchdog] = None

@@ -203,3 +203,18 @@ def test_signal_mask_never_blocks_the_kicks() -> None:
             seen += 1
             assert int.from_bytes(raw[4:12], "little") & kicks == 0
     assert seen > 0
+
+
+def test_a_hang_dumps_the_python_stacks_and_asks_for_the_kernel_ones(tmp_path, capfd) -> None:  # type: ignore[no-untyped-def]
+    trigger = tmp_path / "sysrq-trigger"
+    trigger.write_text("")
+    F.dump_hang_state(str(trigger))
+    out = capfd.readouterr().out
+    assert "Python stacks of pid" in out and "test_a_hang_dumps" in out  # this very frame
+    assert trigger.read_text() == "w"
+    assert "kernel stacks are in the kernel log" in out
+
+
+def test_a_hang_without_sysrq_says_so(tmp_path, capfd) -> None:  # type: ignore[no-untyped-def]
+    F.dump_hang_state(str(tmp_path / "missing" / "sysrq-trigger"))
+    assert "no kernel stacks" in capfd.readouterr().out
