@@ -17,7 +17,7 @@ from onekvm.virtio.irqfd import MsiIrqfds
 def vm(kvm_dev):
     system = System(kvm_dev)
     if not (system.has("IRQFD") and system.has("IRQ_ROUTING") and system.has("IRQCHIP")):
-        pytest.skip(f"{kvm_dev} has no irqfds or GSI routing")
+        pytest.fail(f"{kvm_dev} has no irqfds, GSI routing or in-kernel irqchip (every x86 KVM has)")
     vm = system.create_vm()
     vm.create_irqchip()
     yield vm
