@@ -115,12 +115,15 @@ selftests-c: module
 -include tools/testing/fuzz/fuzz.mk
 
 # Linux boots of the VMM in the rig (L2 guests): TESTS on the hypervisor
-# HV (default: stock kvm_amd, everything under tools/kvm/tests/rig).
+# HV (default: stock kvm_amd, everything under tools/kvm/tests/rig). A test
+# still running after 13 minutes (a VMM's own limit is 10, plus a minute to
+# kill it) prints every thread's Python stack before vmtest's silence limit.
 BOOT_TIMEOUT ?= 3000
 vmtest-boot: $(VMTEST_DEPS)
 	$(VMTEST_PYTHON) $(VMTEST) --timeout $(BOOT_TIMEOUT) $(vmtest_opts) \
 		--hv $(or $(HV),kvm_amd) -- sh -c '$$VMTEST_PY -m pytest -q \
-		-p no:cacheprovider -m "rig and not soak" $(or $(TESTS),tools/kvm/tests/rig) $(ARGS)'
+		-p no:cacheprovider -o faulthandler_timeout=780 \
+		-m "rig and not soak" $(or $(TESTS),tools/kvm/tests/rig) $(ARGS)'
 
 # Long rig runs, never in CI: virtio-net rings under load (ROUNDS x MIB each way).
 soak: $(VMTEST_DEPS)

@@ -641,6 +641,13 @@ class Machine:
             return {"ok": True, "vcpus": self.dump()}
         return {"ok": False, "error": f"unknown command {cmd!r}"}
 
+    def describe_devices(self) -> list[str]:
+        """Interrupt controller and virtio state, for a guest that stopped making progress."""
+        lines = [self.pic.describe()] if self.pic is not None else []
+        if self.virtio is not None:
+            lines += self.virtio.describe()
+        return lines
+
     # -- the event loop ---------------------------------------------------------------------
     def run(self) -> int:
         """Run the guest to its end; returns the exit status (reason in exit_reason)."""
@@ -670,6 +677,8 @@ class Machine:
             if self.exit_status is None:
                 self.request_exit(ExitStatus.ERROR, "interrupted")
             self._join()
+            if self.stats is not None:
+                self.stats.state = self.describe_devices()
             self.drain_coalesced()
             self.console.flush()
             self.console.restore()
@@ -679,8 +688,7 @@ class Machine:
             for sig, handler in old_handlers.items():
                 if sig == DUMP_SIGNAL:
                     faulthandler.unregister(sig)
-                else:
-                    signal.signal(sig, handler)
+                signal.signal(sig, handler)
         assert self.exit_status is not None
         return self.exit_status
 
@@ -691,12 +699,14 @@ class Machine:
         # The kick signal only has to interrupt KVM_RUN; the handler does nothing.
         old[KICK_SIGNAL] = signal.signal(KICK_SIGNAL, lambda *_: None)
         # A VMM that seems hung: `kill -USR2 PID` prints every thread's Python stack to stderr
-        # (from the signal handler itself, so a thread holding the GIL does not stop it).
+        # (faulthandler, from the signal handler itself, so a thread holding the GIL does not
+        # stop it), then the interrupt controller's and the virtio rings' state (Python, once
+        # the main thread runs: a guest that stalled is described before it powers off).
+        old[DUMP_SIGNAL] = signal.signal(DUMP_SIGNAL, self._dump_state)
         try:
-            faulthandler.register(DUMP_SIGNAL, all_threads=True)
-            old[DUMP_SIGNAL] = signal.SIG_DFL  # unregister() restores what was there
+            faulthandler.register(DUMP_SIGNAL, all_threads=True, chain=True)
         except (OSError, ValueError, RuntimeError):
-            pass  # stderr is no file (embedded, captured): no dumps, nothing else changes
+            pass  # stderr is no file (embedded, captured): no stacks, the state still comes
 
         def stop(signum: int, _frame: Any) -> None:
             self.request_exit(128 + signum, f"killed by signal {signal.Signals(signum).name}")
@@ -704,6 +714,13 @@ class Machine:
         for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
             old[sig] = signal.signal(sig, stop)
         return old
+
+    def _dump_state(self, _signum: int, _frame: Any) -> None:
+        text = "".join(f"onekvm: state {line}\n" for line in self.describe_devices())
+        try:
+            os.write(2, text.encode())
+        except OSError:
+            pass  # stderr gone: nothing to tell
 
     def _loop(self) -> None:
         sel = selectors.DefaultSelector()

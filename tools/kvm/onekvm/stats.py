@@ -35,6 +35,7 @@ class Stats:
         age = process_age()
         self.process_start = self.start - age if age is not None else None
         self.phases: dict[str, float] = {}
+        self.state: list[str] = []  # device state at the end of the run (Machine.run)
 
     def phase(self, name: str) -> None:
         """Remember when a milestone was first reached (monotonic seconds)."""
@@ -68,3 +69,5 @@ class Stats:
         for name, t in self.dev_time.most_common():
             calls = self.dev_calls[name]
             out.write(f"  device {name:<18} {calls:>10} calls {t * 1e3:>10.1f} ms {t / calls * 1e6:>8.1f} us/call\n")
+        for line in self.state:
+            out.write(f"  state {line}\n")

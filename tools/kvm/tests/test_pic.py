@@ -112,3 +112,17 @@ def test_spurious_without_request():
     init(pic)
     assert pic.acknowledge() == 0x27
     assert pic.spurious == 1
+
+
+def test_describe_names_requests_in_service_and_masks():
+    pic = Pic()
+    init(pic)
+    pic.write_elcr(1, 0x04)  # IRQ 10 level-triggered
+    pic.set_irq(10, 1)
+    assert pic.acknowledge() == 0x2A
+    pic.write_port(pic.master, 1, 0x01)  # mask the timer
+    pic.set_irq(0, 1)
+    assert pic.describe() == (
+        "pic: master irr 0x01 isr 0x04 imr 0x01 elcr 0x00 base 0x20 "
+        "slave irr 0x04 isr 0x04 imr 0x00 elcr 0x04 base 0x28 output False spurious 0"
+    )

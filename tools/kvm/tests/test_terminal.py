@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import select
+import signal
 import subprocess
 import sys
 import termios
@@ -147,3 +148,28 @@ def test_typed_input_before_the_guest_listens_then_eof(tmp_path, kvm_dev):
     )
     assert p.returncode == 0, p.stdout
     assert p.stdout == b"typed early q"
+
+
+def test_sigusr2_dumps_stacks_and_device_state(tmp_path, kvm_dev):
+    """`kill -USR2` on a VMM that seems stuck: every thread's Python stack, then the PIC's state; it runs on."""
+    kernel = tinyguest.build(tmp_path, tinyguest.ECHO)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([TOOLS_KVM, *filter(None, [os.environ.get("PYTHONPATH")])]))
+    p = subprocess.Popen(
+        [sys.executable, "-m", "onekvm", "run", "-k", kernel, "-m", "64", "--dev", kvm_dev, "--no-control",
+         "--irqchip", "user"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+    )
+    try:
+        assert p.stdin is not None and p.stdout is not None and p.stderr is not None
+        os.write(p.stdin.fileno(), b"a")
+        assert b"a" in read_until(p.stdout.fileno(), b"a")  # the guest runs
+        p.send_signal(signal.SIGUSR2)
+        err = read_until(p.stderr.fileno(), b"onekvm: state pic:")
+        assert b"Thread 0x" in err and b"_vcpu_loop" in err, err
+        assert b"onekvm: state pic: master irr" in err, err
+        os.write(p.stdin.fileno(), b"q")  # still running: it echoes and powers off
+        assert p.wait(timeout=20) == 0
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()

@@ -68,6 +68,22 @@ def test_receive_waits_for_buffers(net):
     assert head in dict(rx.get_used())
 
 
+def test_describe_shows_ring_and_backend_state(net):
+    """The --stats report's state lines: what to read when a guest's network stalls."""
+    h, host = net
+    rx = h.queues[RX]
+    rx.add([], [2048])
+    h.kick(RX)
+    host.send(bytes(HDR_LEN) + FRAME)
+    h.pump(0.2)
+    lines = h.t.describe()
+    # The one buffer is used: the tap is not watched until the driver adds more.
+    assert lines[0] == "virtio-net: status 0xf isr 1 intx 1 msix False | tap fake0 polled False held none dropped_tx 0"
+    assert lines[1].startswith("  q0 size 256 taken 1 used 1 signalled 1 | avail idx 1 flags 0x0")
+    assert lines[2].startswith("  q1 size 256 taken 0 used 0 signalled None | avail idx 0")
+    assert "used_event" in lines[1] and "avail_event 1" in lines[1]
+
+
 def test_tiny_receive_buffer_needs_reset(net):
     h, host = net
     h.queues[RX].add([], [4])

@@ -164,6 +164,13 @@ class Pic:
             self.notify()
         self.output = out
 
+    def describe(self) -> str:
+        chips = " ".join(
+            f"{name} irr {c.irr:#04x} isr {c.isr:#04x} imr {c.imr:#04x} elcr {c.elcr:#04x} base {c.irq_base:#04x}"
+            for name, c in (("master", self.master), ("slave", self.slave))
+        )
+        return f"pic: {chips} output {self.output} spurious {self.spurious}"
+
     def pending(self) -> bool:
         return self.output
 

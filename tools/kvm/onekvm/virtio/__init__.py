@@ -77,6 +77,9 @@ class VirtioSet:
         """Console input for hvc0; returns how many bytes were taken."""
         return self.console.receive(data) if self.console is not None else len(data)
 
+    def describe(self) -> list[str]:
+        return [line for t in self.devices for line in t.describe()]
+
     def close(self) -> None:
         for t in reversed(self.devices):
             t.close()

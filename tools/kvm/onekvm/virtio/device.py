@@ -82,6 +82,10 @@ class VirtioDevice:
     def close(self) -> None:
         """The VMM is ending: release the backend."""
 
+    def describe(self) -> str:
+        """Backend state worth seeing when the device seems stuck; "" for none."""
+        return ""
+
     # -- work (the device's worker thread) ---------------------------------------------
     def process(self, queue: SplitQueue) -> None:
         """The driver kicked `queue`: serve its chains, one queue-size batch at a time.

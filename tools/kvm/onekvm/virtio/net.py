@@ -113,6 +113,10 @@ class Net(VirtioDevice):
         self._held: Chain | None = None  # popped, then the tap had nothing after all
         self.dropped_tx = 0
 
+    def describe(self) -> str:
+        held = "none" if self._held is None else str(self._held.head)
+        return f"tap {self.ifname} polled {self._polling} held {held} dropped_tx {self.dropped_tx}"
+
     # -- receive: tap -> guest -----------------------------------------------------------------------
     def _poll(self, on: bool) -> None:
         """Watch the tap only while the guest has receive buffers (else it is a busy loop)."""

@@ -455,6 +455,15 @@ class VirtioPciDevice(CommonCfg, PciDevice):
         cmd = super().config_read(COMMAND, 2)
         self.intx.set(bool(self.isr) and not cmd & COMMAND_INTX_DISABLE and not self._msix_on())
 
+    def describe(self) -> list[str]:
+        """The transport's, the device's and each queue's state, one line each (--stats)."""
+        intx = "none" if self.intx is None else str(self.intx.level)
+        head = f"{self.name}: status {self.status:#x} isr {self.isr} intx {intx} msix {self._msix_on()}"
+        if self.broken:
+            head += f" broken ({self.broken_reason})"
+        extra = self.dev.describe()
+        return [head + (f" | {extra}" if extra else ""), *("  " + q.describe() for q in self.queues)]
+
     # -- life cycle ----------------------------------------------------------------------------------
     def start(self) -> None:
         self.worker.start()

@@ -181,6 +181,21 @@ class SplitQueue:
     def ready(self) -> bool:
         return self.enabled and self._avail is not None
 
+    def describe(self) -> str:
+        """One line of ring state, for a device that seems stuck (the VMM's --stats report)."""
+        text = f"q{self.index} size {self.size} taken {self.last_avail} used {self.used_idx} signalled {self.signalled}"
+        avail, used = self._avail, self._used
+        if avail is None or used is None:
+            return text + " (not enabled)"
+        flags, idx = struct.unpack_from("<HH", avail, 0)
+        used_flags = _U16.unpack_from(used, 0)[0]
+        text += f" | avail idx {idx} flags {flags:#x} used_flags {used_flags:#x}"
+        if self.event_idx:
+            used_event = _U16.unpack_from(avail, 4 + 2 * self.size)[0]
+            avail_event = _U16.unpack_from(used, 4 + 8 * self.size)[0]
+            text += f" used_event {used_event} avail_event {avail_event}"
+        return text
+
     # -- the available side ----------------------------------------------------
     def avail_idx(self) -> int:
         assert self._avail is not None

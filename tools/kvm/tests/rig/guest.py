@@ -6,6 +6,7 @@ import glob
 import os
 import re
 import shlex
+import signal
 import subprocess
 import sys
 import time
@@ -93,17 +94,73 @@ def run_onekvm(dev: str, initrd: str, *args: str, params: str = "quiet", timeout
         *args,
     ]
     t0 = time.monotonic()
-    p = subprocess.run(
-        cmd,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        errors="replace",
-        timeout=timeout,
-        env=env,
+    status, out = run_vmm_process(cmd, env, timeout)
+    return Result(status, out, time.monotonic() - t0)
+
+
+class VmmHung(AssertionError):
+    """The VMM outlived its timeout; the message holds its output and where its threads were."""
+
+
+def run_vmm_process(cmd: list[str], env: dict[str, str], timeout: float) -> tuple[int, str]:
+    """Run a VMM to its end: (exit status, output); VmmHung if it outlives `timeout`.
+
+    A hung VMM is described (each thread's kernel state, then its Python
+    stacks through SIGUSR2), killed, and given KILL_GRACE seconds to go: a
+    process that cannot even die has a thread stuck in the kernel, and the
+    test says so instead of waiting on it for good.
+    """
+    p = subprocess.Popen(
+        cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        text=True, errors="replace", env=env,
     )
-    return Result(p.returncode, p.stdout, time.monotonic() - t0)
+    try:
+        out, _ = p.communicate(timeout=timeout)
+        return p.returncode, out
+    except subprocess.TimeoutExpired:
+        pass
+    report = thread_report(p.pid)
+    print(f"rig: VMM {p.pid} still running after {timeout:.0f} s; its threads:\n{report}", file=sys.stderr, flush=True)
+    p.send_signal(signal.SIGUSR2)  # the VMM's threads' Python stacks (faulthandler)
+    time.sleep(2)
+    p.kill()
+    try:
+        out, _ = p.communicate(timeout=KILL_GRACE)
+        why = f"VMM still running after {timeout:.0f} s (killed)"
+    except subprocess.TimeoutExpired:
+        why = f"VMM still running after {timeout:.0f} s, and still there {KILL_GRACE} s after SIGKILL:\n"
+        why += thread_report(p.pid)
+        out = ""
+    raise VmmHung(f"{out[-6000:]}\n{why}; its threads then:\n{report}")
+
+
+KILL_GRACE = 60
+
+
+def thread_report(pid: int) -> str:
+    """State, wait channel and kernel stack of each thread of a process (the rig runs as root)."""
+    lines = []
+    try:
+        tids = sorted(os.listdir(f"/proc/{pid}/task"), key=int)
+    except OSError as e:
+        return f"  (/proc/{pid}/task: {e.strerror})"
+    for tid in tids:
+        base = f"/proc/{pid}/task/{tid}"
+        parts = []
+        for name in ("comm", "wchan", "stack"):
+            try:
+                with open(f"{base}/{name}") as f:
+                    parts.append(f.read().strip())
+            except OSError as e:
+                parts.append(f"({name}: {e.strerror})")
+        try:
+            with open(f"{base}/stat") as f:
+                state = f.read().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            state = "?"
+        comm, wchan, stack = parts
+        lines.append(f"  tid {tid} {comm} state {state} wchan {wchan}\n    " + stack.replace("\n", "\n    "))
+    return "\n".join(lines)
 
 
 def run_qemu(initrd: str, machine: str = "pc", params: str = "quiet", timeout: float = 400) -> Result:

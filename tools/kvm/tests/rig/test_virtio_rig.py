@@ -17,7 +17,6 @@ import hashlib
 import lzma
 import os
 import re
-import signal
 import socket
 import subprocess
 import sys
@@ -27,7 +26,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-from guest import TOOLS_KVM, l2_kernel, python_cmd  # noqa: E402
+from guest import KILL_GRACE, TOOLS_KVM, VmmHung, l2_kernel, python_cmd, run_vmm_process, thread_report  # noqa: E402
 from onekvm import initramfs  # noqa: E402
 from shutdown_dump import emulator_fault  # noqa: E402
 
@@ -44,7 +43,8 @@ for m in %(mods)s; do insmod /mod/$m.ko || echo "VT: insmod-failed $m"; done
 # A guest that wedges (a broken ring, a stuck transfer) ends in minutes with its log, not at
 # the test's 15-minute timeout (vt_watchdog=SECS on the kernel command line reaches init's
 # environment: a soak run sets it longer).
-(sleep ${vt_watchdog:-300}; echo "VT: watchdog fired"; dmesg | tail -30 | sed 's/^/L2-LOG: /'; poweroff -f) &
+(sleep ${vt_watchdog:-300}; echo "VT: watchdog fired"; dmesg | tail -30 | sed 's/^/L2-LOG: /'
+ grep -v ' 0 *$' /proc/interrupts | sed 's/^/L2-IRQ: /'; poweroff -f) &
 mkdir -p /mnt
 if mount -t 9p -o trans=virtio,version=9p2000.L,msize=512000 rigshare /mnt; then
     sh /mnt/test.sh 2>&1 | sed 's/^/VT: /'
@@ -114,7 +114,7 @@ def guest_params() -> str:
     return os.environ.get("ONEKVM_RIG_PARAMS", "quiet")
 
 
-def run_vmm(dev: str, initrd: str, *args: str, timeout: float = 900) -> tuple[int, str]:
+def run_vmm(dev: str, initrd: str, *args: str, timeout: float = 600) -> tuple[int, str]:
     """Boot the L2 guest; its exit status and console output.
 
     One exception to "a failure fails": a triple fault on onekvm whose
@@ -156,46 +156,13 @@ def _run_vmm_once(dev: str, initrd: str, *args: str, timeout: float) -> tuple[in
     env["PYTHONPATH"] = os.pathsep.join([TOOLS_KVM, *filter(None, [env.get("PYTHONPATH")])])
     cmd = [*python_cmd(), "-m", "onekvm", "run", "--no-control", "-k", l2_kernel(), "-i", initrd, "--dev", dev]
     cmd += ["-p", guest_params(), "--stats", *args]
-    p = subprocess.Popen(
-        cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-        text=True, errors="replace", env=env,
-    )
     try:
-        out, _ = p.communicate(timeout=timeout)
-        hung = False
-    except subprocess.TimeoutExpired:
-        hung = True
-        report = hung_vmm_report(p.pid)
-        p.send_signal(signal.SIGUSR2)  # the VMM's threads' Python stacks (faulthandler)
-        time.sleep(2)
-        p.kill()
-        out, _ = p.communicate()
-        out += f"\nVMM still running after {timeout:.0f} s; its threads in L1:\n{report}"
+        rc, out = run_vmm_process(cmd, env, timeout)
+    except VmmHung as e:
+        _save_log("", " ".join(cmd) + "\n" + str(e))
+        raise
     _save_log("", " ".join(cmd) + "\n" + out)
-    assert not hung, f"the VMM hung: {out[-6000:]}"
-    return p.returncode, out
-
-
-def hung_vmm_report(pid: int) -> str:
-    """State, wait channel and kernel stack of each thread of a VMM that stopped making progress."""
-    lines = []
-    for tid in sorted(os.listdir(f"/proc/{pid}/task")):
-        base = f"/proc/{pid}/task/{tid}"
-        parts = []
-        for name in ("comm", "wchan", "stack"):
-            try:
-                with open(f"{base}/{name}") as f:
-                    parts.append(f.read().strip())
-            except OSError as e:
-                parts.append(f"({name}: {e.strerror})")
-        try:
-            with open(f"{base}/stat") as f:
-                state = f.read().rsplit(")", 1)[1].split()[0]
-        except (OSError, IndexError):
-            state = "?"
-        comm, wchan, stack = parts
-        lines.append(f"  tid {tid} {comm} state {state} wchan {wchan}\n    " + stack.replace("\n", "\n    "))
-    return "\n".join(lines)
+    return rc, out
 
 
 # -- checks -----------------------------------------------------------------------------------------------------
@@ -461,10 +428,15 @@ def test_console_virtio_interactive(dev, tmp_path):
     t = threading.Thread(target=reader, daemon=True)
     t.start()
     try:
-        rc = p.wait(timeout=900)
+        rc = p.wait(timeout=600)
     except subprocess.TimeoutExpired:
+        report = thread_report(p.pid)
         p.kill()
-        rc = p.wait()
+        try:
+            rc = p.wait(KILL_GRACE)
+        except subprocess.TimeoutExpired:
+            raise VmmHung(f"the VMM outlived SIGKILL by {KILL_GRACE} s; its threads:\n{thread_report(p.pid)}") from None
+        raise AssertionError(f"the VMM hung: {bytes(out[-3000:]).decode(errors='replace')}\nits threads:\n{report}")
     t.join(10)
     text = out.decode(errors="replace")
     log_dir = os.environ.get("VMTEST_RESULTS")
