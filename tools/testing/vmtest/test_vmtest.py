@@ -354,3 +354,27 @@ def test_hung_guest_is_dumped_and_killed(boots: dict[str, Result], boot: str, wh
     assert why in r.err
     assert "'CPU 0/TCG'" in r.state and "RIP=" in r.state, r.state
     assert r.wall < 120
+
+
+def test_cpu_hflags_finds_gif_in_a_process_memory():
+    """The hung-guest dump reads QEMU's CPUX86State (regs[16], eip, eflags, cc_*, cc_op, df,
+    hflags, hflags2) out of QEMU's memory: here a process holding two such states."""
+    rip, flags2 = 0xFFFFFFFF81CD1E9F, (0, 1)
+    script = (
+        "import struct, sys, time\n"
+        "blobs = []\n"
+        f"for rsp, h2 in ((0xffffffff82c03e88, {flags2[0]}), (0xffffc900000c3ed8, {flags2[1]})):\n"
+        "    regs = [0] * 16; regs[4] = rsp\n"
+        f"    blobs.append(bytearray(struct.pack('<16QQQQQQIiII', *regs, {rip}, 0x202, 0, 0, 0, 1, 1,"
+        " 0x10d0c2b0, h2)))\n"
+        "print('ready', flush=True); time.sleep(60)\n"
+    )
+    p = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        assert p.stdout is not None and p.stdout.readline().strip() == "ready"
+        assert vm.cpu_hflags(p.pid, rip, 0xFFFFFFFF82C03E88) == (0x10D0C2B0, 0)
+        assert vm.cpu_hflags(p.pid, rip, 0xFFFFC900000C3ED8) == (0x10D0C2B0, 1)
+        assert vm.cpu_hflags(p.pid, rip, 0x1234) is None
+    finally:
+        p.kill()
+        p.wait()
