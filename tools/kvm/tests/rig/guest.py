@@ -103,13 +103,7 @@ class VmmHung(AssertionError):
 
 
 def run_vmm_process(cmd: list[str], env: dict[str, str], timeout: float) -> tuple[int, str]:
-    """Run a VMM to its end: (exit status, output); VmmHung if it outlives `timeout`.
-
-    A hung VMM is described (each thread's kernel state, then its Python
-    stacks through SIGUSR2), killed, and given KILL_GRACE seconds to go: a
-    process that cannot even die has a thread stuck in the kernel, and the
-    test says so instead of waiting on it for good.
-    """
+    """Run a VMM to its end: (exit status, output); VmmHung if it outlives `timeout`."""
     p = subprocess.Popen(
         cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
         text=True, errors="replace", env=env,
@@ -119,19 +113,31 @@ def run_vmm_process(cmd: list[str], env: dict[str, str], timeout: float) -> tupl
         return p.returncode, out
     except subprocess.TimeoutExpired:
         pass
+    why = stop_hung_vmm(p, timeout)
+    out, _ = p.communicate()
+    raise VmmHung(f"{out[-6000:]}\n{why}")
+
+
+def stop_hung_vmm(p: subprocess.Popen, timeout: float) -> str:
+    """Describe, kill and reap a VMM that outlived `timeout`; returns the description.
+
+    Each thread's kernel state first, then its Python stacks (SIGUSR2), then
+    SIGKILL. A process that SIGKILL does not end within KILL_GRACE seconds has
+    a thread stuck in the kernel: VmmHung says so instead of waiting for good.
+    """
     report = thread_report(p.pid)
     print(f"rig: VMM {p.pid} still running after {timeout:.0f} s; its threads:\n{report}", file=sys.stderr, flush=True)
     p.send_signal(signal.SIGUSR2)  # the VMM's threads' Python stacks (faulthandler)
     time.sleep(2)
     p.kill()
     try:
-        out, _ = p.communicate(timeout=KILL_GRACE)
-        why = f"VMM still running after {timeout:.0f} s (killed)"
+        p.wait(KILL_GRACE)
     except subprocess.TimeoutExpired:
-        why = f"VMM still running after {timeout:.0f} s, and still there {KILL_GRACE} s after SIGKILL:\n"
-        why += thread_report(p.pid)
-        out = ""
-    raise VmmHung(f"{out[-6000:]}\n{why}; its threads then:\n{report}")
+        raise VmmHung(
+            f"VMM still running after {timeout:.0f} s, and still there {KILL_GRACE} s after SIGKILL:\n"
+            f"{thread_report(p.pid)}\nits threads before:\n{report}"
+        ) from None
+    return f"VMM still running after {timeout:.0f} s (killed); its threads then:\n{report}"
 
 
 KILL_GRACE = 60

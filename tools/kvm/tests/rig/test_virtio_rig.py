@@ -26,7 +26,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-from guest import KILL_GRACE, TOOLS_KVM, VmmHung, l2_kernel, python_cmd, run_vmm_process, thread_report  # noqa: E402
+from guest import TOOLS_KVM, VmmHung, l2_kernel, python_cmd, run_vmm_process, stop_hung_vmm  # noqa: E402
 from onekvm import initramfs  # noqa: E402
 from shutdown_dump import emulator_fault  # noqa: E402
 
@@ -430,13 +430,9 @@ def test_console_virtio_interactive(dev, tmp_path):
     try:
         rc = p.wait(timeout=600)
     except subprocess.TimeoutExpired:
-        report = thread_report(p.pid)
-        p.kill()
-        try:
-            rc = p.wait(KILL_GRACE)
-        except subprocess.TimeoutExpired:
-            raise VmmHung(f"the VMM outlived SIGKILL by {KILL_GRACE} s; its threads:\n{thread_report(p.pid)}") from None
-        raise AssertionError(f"the VMM hung: {bytes(out[-3000:]).decode(errors='replace')}\nits threads:\n{report}")
+        why = stop_hung_vmm(p, 600)
+        t.join(10)
+        raise VmmHung(f"{bytes(out[-3000:]).decode(errors='replace')}\n{why}") from None
     t.join(10)
     text = out.decode(errors="replace")
     log_dir = os.environ.get("VMTEST_RESULTS")
