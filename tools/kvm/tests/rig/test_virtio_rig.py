@@ -293,19 +293,24 @@ def _ip(*args: str) -> None:
     subprocess.run(["ip", *args], check=True, stdout=subprocess.DEVNULL)
 
 
-def _serve(port: int, handler, ready: threading.Event, result: dict) -> None:
+def _serve(port: int, handler, ready: threading.Event, done: threading.Event, result: dict) -> None:
+    """Serve connections on `port` until `done`: for as long as the VMM runs, a retried run included."""
     with socket.socket() as s:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         s.bind((HOST_IP, port))
         s.listen(1)
-        s.settimeout(300)
+        s.settimeout(1)
         ready.set()
-        try:
-            conn, _ = s.accept()
-            with conn:
-                handler(conn, result)
-        except OSError as e:
-            result["error"] = repr(e)
+        while not done.is_set():
+            try:
+                conn, _ = s.accept()
+            except TimeoutError:
+                continue
+            try:
+                with conn:
+                    handler(conn, result)
+            except OSError as e:
+                result["error"] = repr(e)
 
 
 def _receive(size: int):
@@ -331,6 +336,7 @@ def test_net_tap(dev, tmp_path):
     down = os.urandom(1 << 20)
     assert _have_tun(), "no /dev/net/tun in L1 (modprobe tun failed)"
     _ip("tuntap", "add", "dev", TAP, "mode", "tap")
+    done = threading.Event()
     try:
         _ip("addr", "add", f"{HOST_IP}/24", "dev", TAP)
         _ip("link", "set", TAP, "up")
@@ -341,9 +347,10 @@ def test_net_tap(dev, tmp_path):
             conn.sendall(down)
             res["down-sent"] = True
 
+        serving = [(UP_PORT, _receive(len(payload)), events[0]), (DOWN_PORT, send_all, events[1])]
         threads = [
-            threading.Thread(target=_serve, args=(UP_PORT, _receive(len(payload)), events[0], result), daemon=True),
-            threading.Thread(target=_serve, args=(DOWN_PORT, send_all, events[1], result), daemon=True),
+            threading.Thread(target=_serve, args=(port, handler, ready, done, result), daemon=True)
+            for port, handler, ready in serving
         ]
         for t in threads:
             t.start()
@@ -362,6 +369,7 @@ echo "down $(sha256sum /tmp/down | cut -d' ' -f1)"
             dev, write_initramfs(str(tmp_path)), "-n", f"mode=tap,tapif={TAP},guest_mac=52:54:00:12:34:56",
             "--9p", f"{share},rigshare",
         )
+        done.set()
         for t in threads:
             t.join(5)
         r = results(out)
@@ -371,6 +379,7 @@ echo "down $(sha256sum /tmp/down | cut -d' ' -f1)"
         assert result.get("up") == payload, (len(result.get("up", b"")), result.get("error"))
         assert r.get("down") == [sha(down)], r
     finally:
+        done.set()
         subprocess.run(["ip", "link", "del", TAP], check=False)
         time.sleep(0.1)
 
