@@ -292,6 +292,10 @@ def boots(kver: str, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Resu
                         "--timeout", "200", "--", "sh", "-c",
                         "echo 'watchdog: BUG: soft lockup - CPU#0 stuck for 22s! [sh:1]'; "
                         "while sleep 1; do echo still talking; done"),
+        # reboot=t: the kernel restarts by a triple fault (an empty IDT and int3).
+        "reset": vmtest(*common, "--results", str(base / "reset"), "--timeout", "200", "--",
+                        "sh", "-c", f"echo resetting; {vm.busybox_path()} reboot -f; sleep 100",
+                        env=dict(os.environ, VMTEST_APPEND="reboot=t")),
     }
     try:
         ko = build_warnmod(kver)
@@ -354,6 +358,18 @@ def test_hung_guest_is_dumped_and_killed(boots: dict[str, Result], boot: str, wh
     assert r.rc == 124, r.err
     assert why in r.err
     assert "'CPU 0/TCG'" in r.state and "RIP=" in r.state, r.state
+    assert r.wall < 120
+
+
+@needs_rig
+def test_l1_triple_fault_is_reported_with_its_state(boots: dict[str, Result]) -> None:
+    # QEMU pauses at the reset (-action shutdown=pause); vmtest reads the
+    # CPUs' state as they stopped, then kills it.
+    r = boots["reset"]
+    assert r.rc == 1, r.err
+    assert "L1 triple-faulted before its command reported a status" in r.err, r.err
+    assert "resetting" in r.out
+    assert "RIP=" in r.state and "L1 CPU 0: RIP " in r.err, r.err
     assert r.wall < 120
 
 
