@@ -220,7 +220,9 @@ def run_forever(vcpu_fd: int) -> None:
 
 
 _SPLAT = re.compile(r"WARNING: CPU: \d+ PID: \d+ at |\bBUG: |kernel BUG at |\bOops\b|"
-                    r"\b(soft|hard) lockup\b|general protection fault|Bad page state")
+                    r"\b(soft|hard) lockup\b|general protection fault|Bad page state|"
+                    # page_poison=1 and slub_debug= reports (make fuzz turns them on)
+                    r"pagealloc: memory corruption|\bBUG [^\s]+ \((Not tainted|Tainted: [^)]*)\): ")
 
 
 def _kmsg_records(fd: int) -> Iterator[str]:

@@ -36,7 +36,11 @@ FUZZ_RESULTS ?= build/vmtest-results/fuzz-$(KVER)
 # few hundred sequences, trixie's 10.0.13 has the fix (scripts/fuzz-qemu,
 # robustness.rst "Rig limits").  FUZZ_QEMU=/usr/bin takes the rig's.
 FUZZ_QEMU ?= build/fuzz-qemu/bin
-fuzz_path = PATH=$(abspath $(FUZZ_QEMU)):$$PATH
+# L1's memory debugging for the long runs: a write to a freed page or slab
+# object is reported where it is found (robustness.rst, session 10's vmalloc
+# WARN); no measurable cost in the rig.  FUZZ_KDEBUG= turns it off.
+FUZZ_KDEBUG ?= page_poison=1 slub_debug=FZPU
+fuzz_path = PATH=$(abspath $(FUZZ_QEMU)):$$PATH VMTEST_APPEND="$$VMTEST_APPEND $(FUZZ_KDEBUG)"
 DEV ?= /dev/onekvm
 
 # Short pass: bounded by time, so a slow loaded machine only runs fewer

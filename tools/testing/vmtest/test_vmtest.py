@@ -111,6 +111,9 @@ def test_log_check_ignores_benign_lines() -> None:
     ("[ 5.1] list_del corruption, ffff888004b0b0c0->next is LIST_POISON1", "list corruption"),
     ("[ 5.1] INFO: task insmod:155 blocked for more than 120 seconds.", "hung task"),
     ("[ 5.1] WARNING: possible circular locking dependency detected", "lockdep/RCU warning"),
+    ("[ 5.1] pagealloc: memory corruption", "freed memory written"),
+    ("[ 5.1] BUG kmalloc-96 (Tainted: G           OE     ): Poison overwritten", "freed memory written"),
+    ("[ 5.1] BUG vmap_area (Not tainted): Object already free", "freed memory written"),
 ])
 def test_log_check_finds(line: str, what: str) -> None:
     lines = [SRSO, "[ 5.0] ------------[ cut here ]------------", line,
