@@ -367,7 +367,7 @@ def test_hung_guest_is_dumped_and_killed(boots: dict[str, Result], boot: str, wh
 @needs_rig
 def test_l1_triple_fault_is_reported_with_its_state(boots: dict[str, Result]) -> None:
     # QEMU pauses at the reset (-action shutdown=pause); vmtest reads the
-    # CPUs' state as they stopped, then kills it.
+    # CPUs' state as they stopped, then quits it.
     r = boots["reset"]
     assert r.rc == 1, r.err
     assert "L1 triple-faulted before its command reported a status" in r.err, r.err
