@@ -14,6 +14,7 @@ import filecmp
 import importlib.machinery
 import importlib.util
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -204,31 +205,82 @@ def test_foreign_results_dir_is_kept(kver: str, tmp_path: Path) -> None:
 
 # ---------------------------------------------------------------- monitor
 
-def test_hmp_strips_echo_and_escapes(tmp_path: Path) -> None:
-    """hmp() against a fake monitor that talks like QEMU's (banner, readline echo)."""
-    path = tmp_path / "mon"
+def fake_monitor(path: Path, replies: dict[str, bytes]) -> tuple[threading.Thread, list[str]]:
+    """A monitor socket that talks like QEMU's: a banner, then for each command the
+    reply given (readline echo and output, verbatim) and a prompt. One connection."""
     srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     srv.bind(str(path))
     srv.listen(1)
-    got: list[bytes] = []
+    got: list[str] = []
 
     def serve() -> None:
         c, _ = srv.accept()
-        with c:
+        with c, srv:
             c.sendall(b"QEMU 7.2.0 monitor - type 'help' for more information\r\n(qemu) ")
-            got.append(c.recv(100))
-            c.sendall(b"i\x1b[K\x1b[Dinfo cpus\r\n* CPU #0: thread_id=7\r\n"
-                      b"  CPU #1: thread_id=8\r\n(qemu) ")
+            buf = b""
+            while data := c.recv(100):
+                buf += data
+                while b"\n" in buf:
+                    line, buf = buf.split(b"\n", 1)
+                    got.append(line.decode())
+                    c.sendall(replies.get(line.decode(), line + b"\r\n") + b"(qemu) ")
 
     t = threading.Thread(target=serve)
     t.start()
+    return t, got
+
+
+def test_hmp_strips_echo_and_escapes(tmp_path: Path) -> None:
+    """hmp() against a fake monitor that talks like QEMU's (banner, readline echo)."""
+    t, got = fake_monitor(tmp_path / "mon", {
+        "info cpus": b"i\x1b[K\x1b[Dinfo cpus\r\n* CPU #0: thread_id=7\r\n  CPU #1: thread_id=8\r\n"})
     try:
-        out = vm.hmp(path, "info cpus", timeout=10)
+        out = vm.hmp(tmp_path / "mon", "info cpus", timeout=10)
     finally:
         t.join(10)
-        srv.close()
-    assert got == [b"info cpus\n"]
+    assert got == ["info cpus"]
     assert out == "* CPU #0: thread_id=7\n  CPU #1: thread_id=8"
+
+
+KALLSYMS = """\
+ffffffff81000000 T _stext
+ffffffff811d5830 t smp_call_function_many_cond
+ffffffff811d5c40 T smp_call_function_many
+ffffffff81cd1e80 T default_idle
+ffffffff82c00000 D some_data
+ffffffffc0499b40 t svm_vcpu_run\t[onekvm]
+0000000000000000 t hidden_by_kptr_restrict
+"""
+
+
+def test_kernel_symbols_name_code_and_nothing_else() -> None:
+    syms = vm.KernelSymbols(KALLSYMS)
+    assert syms.name(0xFFFFFFFF811D5957) == "smp_call_function_many_cond+0x127"
+    assert syms.name(0xFFFFFFFF81CD1E9F) == "default_idle+0x1f"
+    assert syms.name(0xFFFFFFFFC0499B40) == "svm_vcpu_run [onekvm]+0x0"
+    assert syms.name(0xFFFF88807D63D160) is None  # a data pointer below the text
+    assert syms.name(0xFFFFFFFF82C00008) is None  # data, far past the last function before it
+    assert syms.name(0x1234) is None
+
+
+def test_kernel_symbols_unreadable_or_restricted(tmp_path: Path) -> None:
+    assert vm.KernelSymbols.load(tmp_path / "missing") is None
+    (tmp_path / "k").write_text("0000000000000000 T _stext\n0000000000000000 t f\n")
+    assert vm.KernelSymbols.load(tmp_path / "k") is None
+
+
+def test_l1_stack_names_the_code_addresses_on_the_stack(tmp_path: Path) -> None:
+    sock = tmp_path / "mon"
+    cmd = "x /4gx 0xffffc90000433a70"
+    dump = (b"ffffc90000433a70: 0xffff88807d63d160 0xffffffff811d5c55\r\n"
+            b"ffffc90000433a80: 0x0000000000000246 0xffffffffc0499b52\r\n")
+    t, got = fake_monitor(sock, {cmd: cmd.encode() + b"\r\n" + dump})
+    try:
+        stack = vm.l1_stack(sock, 1, 0xFFFFC90000433A70, vm.KernelSymbols(KALLSYMS), words=4)
+    finally:
+        t.join(10)
+    assert got == ["cpu 1", "x /4gx 0xffffc90000433a70"]
+    assert stack == "smp_call_function_many+0x15 < svm_vcpu_run [onekvm]+0x12"
 
 
 @pytest.mark.parametrize("line, wedged", [
@@ -293,6 +345,8 @@ def boots(kver: str, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Resu
                         "--timeout", "200", "--", "sleep", "100"),
         "wedge": vmtest(*common, "--results", str(base / "wedge"), "--wedge-grace", "2",
                         "--timeout", "200", "--", "sh", "-c",
+                        # Once L1's symbols are written, so that the dump names functions.
+                        'while [ ! -e "$VMTEST_RESULTS/kallsyms.txt" ]; do sleep 0.2; done; '
                         "echo 'watchdog: BUG: soft lockup - CPU#0 stuck for 22s! [sh:1]'; "
                         "while sleep 1; do echo still talking; done"),
         # reboot=t: the kernel restarts by a triple fault (an empty IDT and int3).
@@ -362,6 +416,10 @@ def test_hung_guest_is_dumped_and_killed(boots: dict[str, Result], boot: str, wh
     assert why in r.err
     assert "'CPU 0/TCG'" in r.state and "RIP=" in r.state, r.state
     assert r.wall < 120
+    if boot == "wedge":
+        # An idle L1 CPU: named from kallsyms.txt, and the idle loop on its stack.
+        assert re.search(r"L1 CPU 0: RIP [0-9a-f]+ \(\w+\+0x[0-9a-f]+\)", r.err), r.err
+        assert re.search(r"stack: .*do_idle\+0x", r.err), r.err
 
 
 @needs_rig
