@@ -243,6 +243,7 @@ def test_hmp_strips_echo_and_escapes(tmp_path: Path) -> None:
 
 
 KALLSYMS = """\
+ffffffffc02dfd20 b okvm_gifdbg\t[onekvm]
 ffffffff81000000 T _stext
 ffffffff811d5830 t smp_call_function_many_cond
 ffffffff811d5c40 T smp_call_function_many
@@ -261,6 +262,19 @@ def test_kernel_symbols_name_code_and_nothing_else() -> None:
     assert syms.name(0xFFFF88807D63D160) is None  # a data pointer below the text
     assert syms.name(0xFFFFFFFF82C00008) is None  # data, far past the last function before it
     assert syms.name(0x1234) is None
+
+
+def test_dump_symbols_reads_module_data(tmp_path: Path) -> None:
+    sock = tmp_path / "mon"
+    cmd = "x /2gx 0xffffffffc02dfd20"
+    t, got = fake_monitor(sock, {cmd: cmd.encode() + b"\r\nffffffffc02dfd20: 0x0000000000000007 0x0\r\n"})
+    try:
+        out = vm.dump_symbols(sock, vm.KernelSymbols(KALLSYMS), "okvm_gifdbg:2,nosuch")
+    finally:
+        t.join(10)
+    assert got == [cmd]
+    assert out == ["# okvm_gifdbg (0xffffffffc02dfd20)", "ffffffffc02dfd20: 0x0000000000000007 0x0",
+                   "# nosuch: not in kallsyms.txt"]
 
 
 def test_kernel_symbols_unreadable_or_restricted(tmp_path: Path) -> None:
