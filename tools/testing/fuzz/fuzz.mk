@@ -12,8 +12,9 @@
 #                                processes), churn with module reloads,
 #                                hostile guests
 #   make fuzz-replay SEED=0x... [DEV=/dev/onekvm]   one sequence, verbosely
-#                                (both on FUZZ_QEMU: trixie's QEMU, which
-#                                scripts/fuzz-qemu unpacks on first use)
+#                                (both on FUZZ_QEMU: a Debian suite's QEMU,
+#                                FUZZ_QEMU_SUITE, which scripts/fuzz-qemu
+#                                unpacks on first use)
 #   make fuzz-host-test          the tools' own host-side tests (part of `make test`)
 #
 # Every target takes KVER= like the rest (e.g. KVER=6.1.0-56-amd64).
@@ -33,9 +34,11 @@ JOBS ?= 2
 FUZZ_RESULTS ?= build/vmtest-results/fuzz-$(KVER)
 # The long runs' QEMU (a directory holding qemu-system-x86_64): the rig's
 # 10.0.2 segfaults on a real-mode MOV to segment register 6 or 7 within a
-# few hundred sequences, trixie's 10.0.13 has the fix (scripts/fuzz-qemu,
-# robustness.rst "Rig limits").  FUZZ_QEMU=/usr/bin takes the rig's.
-FUZZ_QEMU ?= build/fuzz-qemu/bin
+# few hundred sequences (robustness.rst "Rig limits").  scripts/fuzz-qemu
+# unpacks a Debian suite's on first use: FUZZ_QEMU_SUITE=trixie (10.0.13,
+# has that fix) or bookworm (7.2).  FUZZ_QEMU=/usr/bin takes the rig's.
+FUZZ_QEMU_SUITE ?= trixie
+FUZZ_QEMU ?= build/fuzz-qemu-$(FUZZ_QEMU_SUITE)/bin
 # L1's memory debugging for the long runs: a write to a freed page or slab
 # object is reported where it is found (robustness.rst, session 10's vmalloc
 # WARN); no measurable cost in the rig.  FUZZ_KDEBUG= turns it off.
@@ -82,8 +85,8 @@ fuzz-ci: $(VMTEST_DEPS) fuzz-prebuild
 	$(VMTEST_ONE_THREAD) $(VMTEST_PYTHON) $(VMTEST) $(vmtest_opts) --timeout 900 --hv both \
 		--results $(FUZZ_RESULTS)-ci -- sh -c '$(FUZZ_CI_CMD)'
 
-build/fuzz-qemu/bin/qemu-system-x86_64:
-	scripts/fuzz-qemu
+build/fuzz-qemu-%/bin/qemu-system-x86_64:
+	scripts/fuzz-qemu $*
 
 fuzz: $(VMTEST_DEPS) fuzz-prebuild $(FUZZ_QEMU)/qemu-system-x86_64
 	$(fuzz_path) $(VMTEST_PYTHON) $(VMTEST) $(vmtest_opts) --timeout $(or $(FUZZ_TIMEOUT),86400) \
