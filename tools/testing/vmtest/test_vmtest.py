@@ -269,10 +269,10 @@ def test_dump_symbols_reads_module_data(tmp_path: Path) -> None:
     cmd = "x /2gx 0xffffffffc02dfd20"
     t, got = fake_monitor(sock, {cmd: cmd.encode() + b"\r\nffffffffc02dfd20: 0x0000000000000007 0x0\r\n"})
     try:
-        out = vm.dump_symbols(sock, vm.KernelSymbols(KALLSYMS), "okvm_gifdbg:2,nosuch")
+        out = vm.dump_symbols(sock, vm.KernelSymbols(KALLSYMS), "okvm_gifdbg:2,nosuch", cpu=1)
     finally:
         t.join(10)
-    assert got == [cmd]
+    assert got == ["cpu 1", cmd]
     assert out == ["# okvm_gifdbg (0xffffffffc02dfd20)", "ffffffffc02dfd20: 0x0000000000000007 0x0",
                    "# nosuch: not in kallsyms.txt"]
 
@@ -311,6 +311,22 @@ def test_wedge_line(line: str, wedged: bool) -> None:
 def test_qemu_end_names_a_crash() -> None:
     assert vm.qemu_end(-11) == "QEMU killed by SIGSEGV"
     assert vm.qemu_end(0) == "QEMU exit status 0"
+
+
+def test_register_blocks_in_any_mode() -> None:
+    """info registers -a with CPU 0 in a real-mode L2 (EIP=, ESP=) and CPU 1 in L1."""
+    text = ("CPU#0\nEAX=0000ffff EBX=000080ff ECX=000000ff EDX=c740a9db\n"
+            "ESI=00000080 EDI=ffffffff EBP=00000fff ESP=0000e6de\n"
+            "EIP=0000284f EFL=00000097 [--S-APC] CPL=0 II=0 A20=1 SMM=0 HLT=0\n\n"
+            "CPU#1\nRAX=0000000000000000 RBX=0000000000000202\n"
+            "RSI=ffff88807d63d160 RDI=ffff8880042afee8 RBP=ffff88807d735300 RSP=ffffc9000044bc90\n"
+            "RIP=ffffffff811d5957 RFL=00000202 [-------] CPL=0 II=0 A20=1 SMM=0 HLT=0\n"
+            "CS =0010 0000000000000000 ffffffff 00af9b00 DPL=0 CS64 [-RA]\n")
+    rows = []
+    for b in vm.CPU_BLOCK.finditer(text):
+        rows.append((b.group(1), vm.REGS.search(b.group(2)).groups(), vm.RSP.search(b.group(2)).group(1)))
+    assert rows == [("0", ("0000284f", "00000097", "0", "0"), "0000e6de"),
+                    ("1", ("ffffffff811d5957", "00000202", "0", "0"), "ffffc9000044bc90")]
 
 
 def test_register_summary_regex() -> None:
