@@ -138,7 +138,19 @@ vmtest-self: $(VMTEST_DEPS)
 
 # CI: checks and host tests, then the rig: everything on the default
 # kernel, the module selftests on every other installed kernel.
-test-all: all check test vmtest-self vmtest vmtest-boot
+# test_net_tap on stock kvm_amd (the reference side) is where the rig's
+# emulator faults show in CI: L2 and L1 triple faults and the GIF-clear
+# L1 wedge, all seen with onekvm not loaded (robustness.rst, "Open
+# problems").  It runs in an L1 of its own with a shorter silence limit,
+# and once more in a fresh L1 if that fails; the first run's output stays
+# in the log, and a second failure fails CI.
+NET_TAP_KVM := tools/kvm/tests/rig/test_virtio_rig.py::test_net_tap[/dev/kvm]
+net_tap_kvm = VMTEST_STALL=300 $(MAKE) --no-print-directory vmtest-boot BOOT_TIMEOUT=900 \
+	TESTS='"$(NET_TAP_KVM)"'
+test-all: all check test vmtest-self vmtest
+	$(MAKE) --no-print-directory vmtest-boot ARGS='--deselect "$(NET_TAP_KVM)"'
+	$(net_tap_kvm) || { echo "test-all: $(NET_TAP_KVM) failed on stock kvm_amd;" \
+		"once more in a fresh L1 (robustness.rst, Open problems)"; $(net_tap_kvm); }
 	$(MAKE) --no-print-directory vmtest-boot HV=onekvm \
 		TESTS="tools/kvm/tests/rig/test_boot_linux.py tools/kvm/tests/rig/test_virtio_rig.py"
 	@for k in $(filter-out $(KVER),$(KVERS)); do \
