@@ -64,7 +64,10 @@ module: tree
 
 python:
 	@test -f $(MESON_BUILD)/build.ninja || meson setup $(MESON_BUILD) >/dev/null
-	@meson compile -C $(MESON_BUILD) >/dev/null || meson compile -C $(MESON_BUILD)
+	@# ninja >= 1.13 joins make's jobserver from MAKEFLAGS, whose fds make
+	@# closes for this recipe ("Could not initialize jobserver" under -j):
+	@# the extension is a few files, ninja's own -j is enough.
+	@MAKEFLAGS= meson compile -C $(MESON_BUILD) >/dev/null || MAKEFLAGS= meson compile -C $(MESON_BUILD)
 	@# The rig's root is read-only: byte-compile here, or every start in
 	@# the guest compiles the whole package again under TCG.
 	@$(PYTHON) -m compileall -q tools/kvm/onekvm tools/testing >/dev/null
