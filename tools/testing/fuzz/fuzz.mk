@@ -12,9 +12,9 @@
 #                                processes), churn with module reloads,
 #                                hostile guests
 #   make fuzz-replay SEED=0x... [DEV=/dev/onekvm]   one sequence, verbosely
-#                                (both on FUZZ_QEMU: a Debian suite's QEMU,
+#                                (both on FUZZ_QEMU: the QEMU of
 #                                FUZZ_QEMU_SUITE, which scripts/fuzz-qemu
-#                                unpacks on first use)
+#                                makes on first use)
 #   make fuzz-host-test          the tools' own host-side tests (part of `make test`)
 #
 # Every target takes KVER= like the rest (e.g. KVER=6.1.0-56-amd64).
@@ -34,10 +34,14 @@ JOBS ?= 2
 FUZZ_RESULTS ?= build/vmtest-results/fuzz-$(KVER)
 # The long runs' QEMU (a directory holding qemu-system-x86_64): the rig's
 # 10.0.2 segfaults on a real-mode MOV to segment register 6 or 7 within a
-# few hundred sequences (robustness.rst "Rig limits").  scripts/fuzz-qemu
-# unpacks a Debian suite's on first use: FUZZ_QEMU_SUITE=trixie (10.0.13,
-# has that fix) or bookworm (7.2).  FUZZ_QEMU=/usr/bin takes the rig's.
-FUZZ_QEMU_SUITE ?= trixie
+# few hundred sequences, and every QEMU 9.0-10.0 stores a page-straddling
+# FNSTENV or FXSAVE into the wrong page, i.e. corrupts L1 memory within a
+# few thousand (robustness.rst "Rig limits").  scripts/fuzz-qemu makes one
+# on first use: FUZZ_QEMU_SUITE=patched (the default: trixie's 10.0.13
+# built from source with tools/testing/fuzz/qemu/*.patch, a few minutes),
+# trixie (10.0.13 as packaged) or bookworm (7.2).  FUZZ_QEMU=/usr/bin
+# takes the rig's.
+FUZZ_QEMU_SUITE ?= patched
 FUZZ_QEMU ?= build/fuzz-qemu-$(FUZZ_QEMU_SUITE)/bin
 # L1's memory debugging for the long runs: a write to a freed page or slab
 # object is reported where it is found (robustness.rst, session 10's vmalloc
@@ -87,6 +91,12 @@ fuzz-ci: $(VMTEST_DEPS) fuzz-prebuild
 
 build/fuzz-qemu-%/bin/qemu-system-x86_64:
 	scripts/fuzz-qemu $*
+
+# Rebuilt when the patches or the recipe change (scripts/fuzz-qemu checks
+# their hash too, so a mere touch costs nothing).
+build/fuzz-qemu-patched/bin/qemu-system-x86_64: $(wildcard $(FUZZ_DIR)/qemu/*.patch) \
+		$(FUZZ_DIR)/qemu/build.sh
+	scripts/fuzz-qemu patched
 
 fuzz: $(VMTEST_DEPS) fuzz-prebuild $(FUZZ_QEMU)/qemu-system-x86_64
 	$(fuzz_path) $(VMTEST_PYTHON) $(VMTEST) $(vmtest_opts) --timeout $(or $(FUZZ_TIMEOUT),86400) \

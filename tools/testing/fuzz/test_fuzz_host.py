@@ -5,6 +5,8 @@ that stays inside the arena, the rig guard on SREGS."""
 
 from __future__ import annotations
 
+import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -218,3 +220,14 @@ def test_a_hang_dumps_the_python_stacks_and_asks_for_the_kernel_ones(tmp_path, c
 def test_a_hang_without_sysrq_says_so(tmp_path, capfd) -> None:  # type: ignore[no-untyped-def]
     F.dump_hang_state(str(tmp_path / "missing" / "sysrq-trigger"))
     assert "no kernel stacks" in capfd.readouterr().out
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs PFNs from /proc/self/pagemap (root)")
+def test_straddle_finds_a_real_cpu_right() -> None:
+    # The QEMU reproducer's own check: its page layout is built and, on
+    # the host CPU (no QEMU TCG), the FNSTENV tail is found in the page
+    # that follows virtually, not in the physical neighbour.
+    run = subprocess.run([sys.executable, str(Path(__file__).parent / "qemu" / "straddle.py")],
+                         capture_output=True, text=True, timeout=60, check=False)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert run.stdout.startswith("straddle: PASS: ") and "went on into B" in run.stdout
