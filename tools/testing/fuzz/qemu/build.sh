@@ -38,7 +38,6 @@ dpkg-source --no-check -x "$dsc" "$OUT/src" >/dev/null
 rm -rf "$A" "$OUT"/qemu_*
 
 S=$OUT/src
-out=$(cd "$OUT" && pwd)
 for p in "$PATCHES"/*.patch; do
 	patch -s -p1 -d "$S" < "$p" || die "$p does not apply to qemu $ver"
 done
@@ -49,20 +48,20 @@ grep -q "unpack_edk2_blobs = bzip2" "$S/meson.build" &&
 # configure installs its Python build tools from python/wheels, which the
 # +ds tarball leaves out.
 python3 -m pip download --no-deps -d "$S/python/wheels" \
-	meson==1.5.0 pycotap==1.3.1 > "$out/pip.log" 2>&1 ||
-	die "fetching QEMU's Python build tools failed: $out/pip.log"
+	meson==1.5.0 pycotap==1.3.1 > "$OUT/pip.log" 2>&1 ||
+	die "fetching QEMU's Python build tools failed: $OUT/pip.log"
 
 log "building qemu $ver with $(ls "$PATCHES"/*.patch | wc -l) patches (a few minutes)"
 mkdir -p "$S/b"
 (cd "$S/b" && ../configure --target-list=x86_64-softmmu \
 	--without-default-features --enable-tcg --enable-virtfs \
 	--enable-cap-ng --enable-attr --disable-werror --enable-debug-info \
-	--disable-docs --disable-install-blobs > "$out/configure.log" 2>&1) ||
-	die "configure failed: $out/configure.log"
-ninja -C "$S/b" qemu-system-x86_64 > "$out/build.log" 2>&1 ||
-	die "build failed: $out/build.log"
+	--disable-docs --disable-install-blobs > "$OUT/configure.log" 2>&1) ||
+	die "configure failed: $OUT/configure.log"
+ninja -C "$S/b" qemu-system-x86_64 > "$OUT/build.log" 2>&1 ||
+	die "build failed: $OUT/build.log"
 
-bin=$(cd "$S/b" && pwd)/qemu-system-x86_64
+bin=$S/b/qemu-system-x86_64
 cat > "$WRAPPER" <<EOF
 #!/bin/sh
 # $SRC_SUITE's QEMU $ver with tools/testing/fuzz/qemu/*.patch (scripts/fuzz-qemu wrote this)

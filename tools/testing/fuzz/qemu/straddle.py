@@ -86,8 +86,7 @@ def layout(pagemap: int) -> tuple[int, int, int]:
         v = frames.get(frame + 1)
         if v is None:
             continue
-        b = next((p for f, p in frames.items()
-                  if p not in (a, v) and f != frame + 1), None)
+        b = next((p for p in frames.values() if p not in (a, v)), None)
         if b is None:
             break
         r = anon(2, 0)  # PROT_NONE: a hole to move A and B into
